@@ -1,0 +1,65 @@
+"""The Internet checksum (RFC 1071) and the TCP/UDP pseudo-header (RFC 9293 §3.1, RFC 768).
+
+The checksum is the 16-bit one's complement of the one's complement sum of the
+data taken as big-endian 16-bit words (an odd trailing byte is padded with zero).
+
+Implementation note: because 2**16 ≡ 1 (mod 2**16 - 1), the one's complement sum of
+the words of a buffer is congruent, modulo 0xFFFF, to the buffer read as one big
+integer.  ``int.from_bytes(data) % 0xFFFF`` therefore does in C what a word loop
+would do in Python, which makes it the fast path here.  The only case the modulus
+cannot tell apart is a sum of +0 (every word zero) from -0 (0xFFFF); we track
+"every word zero" separately, as RFC 1071 §1 (one's complement arithmetic) requires.
+"""
+
+from __future__ import annotations
+
+from .errors import WireError
+
+_M = 0xFFFF
+
+# A partial sum is kept as (value mod 0xFFFF, any word non-zero).
+PartialSum = tuple[int, bool]
+
+
+def partial_sum(data: bytes | bytearray | memoryview) -> PartialSum:
+    """Sum ``data`` (padded to even length) as 16-bit words, for later combination."""
+    n = int.from_bytes(data, "big")
+    if len(data) & 1:
+        n <<= 8
+    return n % _M, n != 0
+
+
+def pseudo_header_sum(src: bytes, dst: bytes, protocol: int, length: int) -> PartialSum:
+    """The IPv4 pseudo-header of RFC 9293 §3.1 / RFC 768: src, dst, zero, protocol, length."""
+    if len(src) != 4 or len(dst) != 4:
+        raise WireError("ipv4.address", None, "pseudo-header addresses must be 4 bytes")
+    if not 0 <= length <= 0xFFFF:
+        raise WireError("pseudo_header.length", None, f"{length} is outside 0..65535")
+    n = (int.from_bytes(src + dst, "big") << 32) | (protocol << 16) | length
+    return n % _M, n != 0
+
+
+def _fold(sums: tuple[PartialSum, ...]) -> int:
+    """The one's complement sum, in 0..0xFFFF, of the combined partial sums."""
+    total = 0
+    nonzero = False
+    for value, nz in sums:
+        total += value
+        nonzero = nonzero or nz
+    total %= _M
+    if total == 0 and nonzero:
+        return _M  # -0: the sum of words that are not all zero never folds to +0
+    return total
+
+
+def checksum(*parts: bytes | bytearray | memoryview | PartialSum) -> int:
+    """RFC 1071 checksum over ``parts`` (buffers, each of even length except the
+    last, or precomputed partial sums such as :func:`pseudo_header_sum`)."""
+    sums = tuple(p if isinstance(p, tuple) else partial_sum(p) for p in parts)
+    return _M - _fold(sums)
+
+
+def checksum_ok(*parts: bytes | bytearray | memoryview | PartialSum) -> bool:
+    """True when ``parts``, checksum field included, sum to -0 (0xFFFF), i.e. verify."""
+    sums = tuple(p if isinstance(p, tuple) else partial_sum(p) for p in parts)
+    return _fold(sums) == _M

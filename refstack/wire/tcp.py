@@ -1,0 +1,257 @@
+"""TCP segments (RFC 9293 §3.1 "Header Format"), checksummed with the IPv4
+pseudo-header (RFC 9293 §3.1 "Checksum").
+
+Layout::
+
+    |          Source Port          |       Destination Port        |
+    |                        Sequence Number                        |
+    |                    Acknowledgment Number                      |
+    |  DOff | Rsrvd |W|C|R|C|S|S|Y|I|            Window             |
+    |                               |A|E|U|A|P|R|S|F|               |
+    |           Checksum            |         Urgent Pointer        |
+    |                           [Options]                           |
+
+The flags are returned as one 12-bit value: the eight RFC 9293 control bits
+(CWR ECE URG ACK PSH RST SYN FIN) in the low byte, the AE bit of RFC 9768 (AccECN,
+formerly NS of RFC 3540) at 0x100, and the three reserved bits above it, so that
+nothing on the wire is lost.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable
+from typing import TypeVar
+
+from .addresses import Ipv4Addr
+from .checksum import checksum, checksum_ok, pseudo_header_sum
+from .errors import WireError, check_range
+from .ipv4 import PROTO_TCP
+from .tcp_options import (
+    Mss,
+    Sack,
+    SackPermitted,
+    TcpOption,
+    Timestamps,
+    WindowScale,
+    encode_options,
+    parse_options,
+)
+
+HEADER_LEN = 20
+
+
+_O = TypeVar("_O", Mss, WindowScale, SackPermitted, Sack, Timestamps)
+
+FIN = 0x001
+SYN = 0x002
+RST = 0x004
+PSH = 0x008
+ACK = 0x010
+URG = 0x020
+ECE = 0x040
+CWR = 0x080
+AE = 0x100
+
+
+class TcpFlag(enum.IntFlag):
+    """The control bits, for readable code; getters return plain ints for speed."""
+
+    FIN = FIN
+    SYN = SYN
+    RST = RST
+    PSH = PSH
+    ACK = ACK
+    URG = URG
+    ECE = ECE
+    CWR = CWR
+    AE = AE
+
+
+_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE, "E"), (CWR, "W"), (AE, "A"))
+
+
+def flags_str(flags: int) -> str:
+    """tcpdump/packetdrill letters: ``S.`` for SYN|ACK, ``P.`` for PSH|ACK, ``-`` for none."""
+    out = "".join(letter for bit, letter in _LETTERS if flags & bit)
+    if flags & ACK:
+        out += "."
+    return out or "-"
+
+
+_HDR = struct.Struct("!HHIIBBHHH")
+
+
+class TcpSegment:
+    """A checked view of a TCP segment (RFC 9293 §3.1).
+
+    The constructor checks the data offset (at least 5 words, within the buffer)
+    and parses the whole option list; afterwards no getter can fail.  The checksum
+    is not verified on construction: call :meth:`checksum_ok` with the IPv4
+    addresses (it needs the pseudo-header).
+    """
+
+    __slots__ = ("_buf", "_f", "_hlen", "_options")
+    _buf: bytes
+    _f: tuple[int, int, int, int, int, int, int, int, int]
+    _hlen: int
+    _options: tuple[TcpOption, ...]
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        buf = data if type(data) is bytes else bytes(data)
+        n = len(buf)
+        if n < HEADER_LEN:
+            raise WireError("tcp", 0, f"header needs {HEADER_LEN} bytes, got {n}")
+        f = _HDR.unpack_from(buf)
+        hlen = (f[4] >> 4) * 4
+        if hlen < HEADER_LEN:
+            raise WireError("tcp.data_offset", 12, f"{hlen // 4} words is below the minimum 5")
+        if hlen > n:
+            raise WireError("tcp.data_offset", 12, f"{hlen}-byte header is longer than the {n}-byte segment")
+        self._buf = buf
+        self._f = f
+        self._hlen = hlen
+        self._options = parse_options(buf[HEADER_LEN:hlen]) if hlen > HEADER_LEN else ()
+
+    @property
+    def src_port(self) -> int:
+        return self._f[0]
+
+    @property
+    def dst_port(self) -> int:
+        return self._f[1]
+
+    @property
+    def seq(self) -> int:
+        return self._f[2]
+
+    @property
+    def ack(self) -> int:
+        """The Acknowledgment Number field (meaningful only when the ACK flag is set)."""
+        return self._f[3]
+
+    @property
+    def header_length(self) -> int:
+        """Data offset in bytes."""
+        return self._hlen
+
+    @property
+    def flags(self) -> int:
+        """Control bits as described in the module docstring."""
+        return ((self._f[4] & 0x0F) << 8) | self._f[5]
+
+    @property
+    def window(self) -> int:
+        """The raw 16-bit Window field (not scaled: scaling is connection state)."""
+        return self._f[6]
+
+    @property
+    def checksum(self) -> int:
+        return self._f[7]
+
+    @property
+    def urgent_pointer(self) -> int:
+        return self._f[8]
+
+    @property
+    def options(self) -> tuple[TcpOption, ...]:
+        """Every option in wire order, NOP and EOL included."""
+        return self._options
+
+    @property
+    def payload(self) -> bytes:
+        return self._buf[self._hlen :]
+
+    @property
+    def payload_length(self) -> int:
+        return len(self._buf) - self._hlen
+
+    @property
+    def segment_length(self) -> int:
+        """SEG.LEN of RFC 9293 §3.4: payload octets plus one each for SYN and FIN."""
+        f = self._f[5]
+        return len(self._buf) - self._hlen + (f & SYN) // SYN + (f & FIN)
+
+    # --- convenience lookups over the option list -----------------------------------
+    def _find(self, cls: type[_O]) -> _O | None:
+        for opt in self._options:
+            if type(opt) is cls:
+                return opt
+        return None
+
+    @property
+    def mss(self) -> int | None:
+        opt = self._find(Mss)
+        return opt.value if opt is not None else None
+
+    @property
+    def window_scale(self) -> int | None:
+        opt = self._find(WindowScale)
+        return opt.shift if opt is not None else None
+
+    @property
+    def sack_permitted(self) -> bool:
+        return self._find(SackPermitted) is not None
+
+    @property
+    def sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        opt = self._find(Sack)
+        return opt.blocks if opt is not None else ()
+
+    @property
+    def timestamps(self) -> Timestamps | None:
+        return self._find(Timestamps)
+
+    def checksum_ok(self, src: Ipv4Addr, dst: Ipv4Addr) -> bool:
+        """Verify the checksum over pseudo-header and segment (RFC 9293 §3.1)."""
+        return checksum_ok(pseudo_header_sum(src, dst, PROTO_TCP, len(self._buf)), self._buf)
+
+    def __bytes__(self) -> bytes:
+        return self._buf
+
+    def __repr__(self) -> str:
+        return (
+            f"<TcpSegment {self.src_port} > {self.dst_port} {flags_str(self.flags)}"
+            f" seq={self.seq} ack={self.ack} win={self.window} len={self.payload_length}"
+            f" opts={list(self._options)}>"
+        )
+
+
+def build_tcp(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    src_port: int,
+    dst_port: int,
+    *,
+    seq: int = 0,
+    ack: int = 0,
+    flags: int = ACK,
+    window: int = 65535,
+    urgent_pointer: int = 0,
+    options: Iterable[TcpOption] = (),
+    payload: bytes = b"",
+    checksum_value: int | None = None,
+) -> bytes:
+    """Emit a TCP segment with the pseudo-header checksum for ``src``/``dst`` (RFC 9293 §3.1).
+
+    ``flags`` is the 12-bit value of :attr:`TcpSegment.flags`.  Options are emitted in
+    the order given and zero-padded.  ``checksum_value`` overrides the checksum.
+    """
+    opts = encode_options(options) if options else b""
+    hlen = HEADER_LEN + len(opts)
+    if not (0 <= src_port <= 0xFFFF and 0 <= dst_port <= 0xFFFF):
+        check_range("tcp.src_port", src_port, 0xFFFF)
+        check_range("tcp.dst_port", dst_port, 0xFFFF)
+    check_range("tcp.seq", seq, 0xFFFFFFFF)
+    check_range("tcp.ack", ack, 0xFFFFFFFF)
+    check_range("tcp.flags", flags, 0xFFF)
+    check_range("tcp.window", window, 0xFFFF)
+    check_range("tcp.urgent_pointer", urgent_pointer, 0xFFFF)
+    header = _HDR.pack(
+        src_port, dst_port, seq, ack, (hlen << 2) | (flags >> 8), flags & 0xFF, window, 0, urgent_pointer
+    )
+    seg = header + opts + payload
+    if checksum_value is None:
+        checksum_value = checksum(pseudo_header_sum(src, dst, PROTO_TCP, len(seg)), seg)
+    return seg[:16] + checksum_value.to_bytes(2, "big") + seg[18:]
