@@ -1,0 +1,261 @@
+"""IPv4 input and output for a host (RFC 791, RFC 1122 §3.2.1 and §3.3).
+
+Input (RFC 1122 §3.2.1): the header is checked (version, lengths, checksum —
+§3.2.1.1-2 silently discard), datagrams with a source that cannot be a single
+host are dropped (§3.2.1.3, RFC 1112 §7.2), and only datagrams for one of our
+addresses, a broadcast address or a joined group are accepted (a host does not
+forward, §3.3.1.1).  Fragments are counted and dropped until the kernel path
+that reassembles them exists (Onload never takes fragments on its fast path).
+
+Output: route lookup (longest prefix), the source address of the outgoing
+interface unless the caller gives one, the Identification of RFC 6864 (unique per
+source, destination and protocol for non-atomic datagrams, §4.1; a per-caller
+counter for atomic ones), and fragmentation of datagrams larger than the path MTU
+unless DF is set (RFC 791 §3.2 fragmentation procedure; DF -> EMSGSIZE locally,
+RFC 1122 §3.3.3).  The path MTU per destination is learned from frag-needed
+(RFC 1191 §6.1), never below ``min_pmtu``, and ages out after ``mtu_expires``
+(RFC 1191 §6.3).
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..wire.addresses import Ipv4Addr, ipv4_str, is_multicast_ipv4
+from ..wire.errors import WireError
+from ..wire.icmp import DEST_UNREACHABLE, UNREACH_PROTOCOL
+from ..wire.ipv4 import (
+    HEADER_LEN,
+    PROTO_ICMP,
+    Ipv4Option,
+    Ipv4Packet,
+    build_ipv4,
+)
+from .icmp import LIMITED_BROADCAST, names_single_host
+from .interface import Interface
+
+if TYPE_CHECKING:
+    from ..stack import Stack
+
+
+class IpIdGenerator:
+    """RFC 6864 §4.1/§4.2: Identification values unique per (src, dst, protocol)
+    for non-atomic datagrams, each key's counter starting at a random value."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._next: dict[tuple[Ipv4Addr, Ipv4Addr, int], int] = {}
+
+    def next(self, src: Ipv4Addr, dst: Ipv4Addr, protocol: int) -> int:
+        key = (src, dst, protocol)
+        value = self._next.get(key)
+        if value is None:
+            value = self._rng.getrandbits(16)
+        self._next[key] = (value + 1) & 0xFFFF
+        return value
+
+
+class Ipv4Layer:
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self.ids = IpIdGenerator(stack.rng)
+        self._pmtu: dict[Ipv4Addr, tuple[int, float]] = {}  # dst -> (mtu, expires)
+
+    # --- addresses ----------------------------------------------------------------
+    def is_local(self, addr: Ipv4Addr) -> bool:
+        return any(i.address == addr for i in self._stack.interfaces.values())
+
+    def is_broadcast(self, addr: Ipv4Addr) -> bool:
+        return addr == LIMITED_BROADCAST or any(
+            i.broadcast == addr and i.prefix_len < 31 for i in self._stack.interfaces.values()
+        )
+
+    # --- input --------------------------------------------------------------------
+    def input(self, data: bytes, iface: Interface, now: float, *, link_broadcast: bool = False) -> None:
+        stack = self._stack
+        counters = stack.counters
+        try:
+            ip = Ipv4Packet(data)
+        except WireError as e:
+            counters["ip_rx_malformed"] += 1
+            stack.log_drop(now, f"ipv4: {e}")
+            return
+        if not ip.checksum_ok():
+            counters["ip_rx_bad_checksum"] += 1
+            return
+        if iface.name != "lo" and not names_single_host(ip.src) and ip.src != bytes(4):
+            counters["ip_rx_martian_source"] += 1  # RFC 1122 §3.2.1.3, RFC 1112 §7.2
+            return
+        dst = ip.dst
+        to_broadcast = self.is_broadcast(dst)
+        multicast = is_multicast_ipv4(dst)
+        if not (to_broadcast or self.is_local(dst) or (multicast and stack.accepts_multicast(dst, iface))):
+            counters["ip_rx_not_for_us"] += 1
+            return
+        if ip.is_fragment:
+            counters["ip_rx_fragment_unhandled"] += 1
+            return
+        counters["ip_rx_delivered"] += 1
+        handler = stack.transports.get(ip.protocol)
+        if ip.protocol == PROTO_ICMP:
+            stack.icmp.input(ip, iface, now, to_broadcast=to_broadcast or multicast or link_broadcast)
+        elif handler is not None:
+            handler.input(ip, iface, now, link_broadcast=link_broadcast or to_broadcast or multicast)
+        else:
+            # RFC 1122 §3.2.2.1: protocol unreachable for an unknown protocol.
+            counters["ip_rx_unknown_protocol"] += 1
+            stack.icmp.send_error(DEST_UNREACHABLE, UNREACH_PROTOCOL, ip, now, link_broadcast=link_broadcast)
+
+    # --- path MTU (RFC 1191) --------------------------------------------------------
+    def path_mtu(self, dst: Ipv4Addr, now: float) -> int:
+        """The MTU towards ``dst``: the route's interface MTU, or less if learned."""
+        hop = self._stack.routes.lookup(dst)
+        if_mtu = hop.interface.mtu if hop is not None else 1500
+        learned = self._pmtu.get(dst)
+        if learned is None:
+            return if_mtu
+        mtu, expires = learned
+        if now >= expires:
+            del self._pmtu[dst]
+            return if_mtu
+        return min(mtu, if_mtu)
+
+    def update_pmtu(self, dst: Ipv4Addr, next_hop_mtu: int, quoted_total_length: int, now: float) -> None:
+        """RFC 1191 §6.1: lower the PMTU to the reported next-hop MTU; an old router
+        reporting 0 gets the plateau below the quoted length (§7).  Never below
+        ``min_pmtu`` (Linux route/min_pmtu), never raised by an ICMP message."""
+        profile = self._stack.profile
+        if profile.ip_no_pmtu_disc:
+            return
+        mtu = next_hop_mtu or _plateau_below(quoted_total_length)
+        mtu = max(mtu, profile.min_pmtu)
+        if mtu >= self.path_mtu(dst, now):
+            return
+        self._pmtu[dst] = (mtu, now + profile.mtu_expires)
+        self._stack.counters["ip_pmtu_lowered"] += 1
+
+    # --- output -------------------------------------------------------------------
+    def output(
+        self,
+        dst: Ipv4Addr,
+        protocol: int,
+        payload: bytes,
+        now: float,
+        *,
+        src: Ipv4Addr | None = None,
+        ttl: int | None = None,
+        tos: int = 0,
+        df: bool | None = True,
+        ident: int | None = None,
+        options: Iterable[Ipv4Option] = (),
+    ) -> None:
+        """Route and send one datagram, fragmenting it when it is too big and DF is
+        clear.  ``df=None`` is Linux's IP_PMTUDISC_WANT (its default for UDP): DF
+        when the datagram fits the path MTU, local fragmentation without DF when it
+        does not.  Raises ``OSError`` with the errno Linux gives: ENETUNREACH without
+        a route, EMSGSIZE when DF is set and the datagram exceeds the path MTU."""
+        stack = self._stack
+        hop = stack.routes.lookup(dst)
+        if hop is None:
+            stack.counters["ip_tx_no_route"] += 1
+            raise OSError(errno.ENETUNREACH, f"no route to {ipv4_str(dst)}")
+        if ttl is None:
+            ttl = 1 if is_multicast_ipv4(dst) else stack.profile.ip_default_ttl
+        source = src if src is not None else hop.source
+        opts = tuple(options)
+        mtu = self.path_mtu(dst, now)
+        opt_len = len(b"".join(o.encode() for o in opts))
+        header_len = HEADER_LEN + opt_len + (-opt_len % 4)
+        if header_len + len(payload) <= mtu:
+            if ident is None:
+                ident = self.ids.next(source, dst, protocol)
+            datagram = build_ipv4(
+                source,
+                dst,
+                protocol,
+                payload,
+                ttl=ttl,
+                tos=tos,
+                ident=ident,
+                dont_fragment=df is not False,
+                options=opts,
+            )
+            stack.transmit(hop.interface, hop.address, dst, datagram, now)
+            stack.counters["ip_tx"] += 1
+            return
+        if df:
+            stack.counters["ip_tx_too_big_df"] += 1
+            raise OSError(errno.EMSGSIZE, f"{header_len + len(payload)} bytes exceed the path MTU {mtu}")
+        self._fragment(
+            hop.interface,
+            hop.address,
+            source,
+            dst,
+            protocol=protocol,
+            payload=payload,
+            ttl=ttl,
+            tos=tos,
+            options=opts,
+            mtu=mtu,
+            now=now,
+        )
+
+    def _fragment(
+        self,
+        iface: Interface,
+        next_hop: Ipv4Addr,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        *,
+        protocol: int,
+        payload: bytes,
+        ttl: int,
+        tos: int,
+        options: tuple[Ipv4Option, ...],
+        mtu: int,
+        now: float,
+    ) -> None:
+        """RFC 791 §3.2 fragmentation: pieces of a multiple of 8 bytes, MF on all but
+        the last, one Identification (RFC 6864 §4.1), options with the copied flag
+        repeated in later fragments (RFC 791 §3.1 "copied flag")."""
+        ident = self.ids.next(src, dst, protocol)
+        offset = 0
+        first = True
+        while offset < len(payload):
+            opts = options if first else tuple(o for o in options if o.copied)
+            opt_len = len(b"".join(o.encode() for o in opts))
+            header_len = HEADER_LEN + opt_len + (-opt_len % 4)
+            room = (mtu - header_len) & ~7
+            piece = payload[offset : offset + room]
+            last = offset + len(piece) >= len(payload)
+            datagram = build_ipv4(
+                src,
+                dst,
+                protocol,
+                piece,
+                ttl=ttl,
+                tos=tos,
+                ident=ident,
+                more_fragments=not last,
+                fragment_offset=offset,
+                options=opts,
+            )
+            self._stack.transmit(iface, next_hop, dst, datagram, now)
+            self._stack.counters["ip_tx_fragments"] += 1
+            offset += len(piece)
+            first = False
+        self._stack.counters["ip_tx_fragmented"] += 1
+
+
+# RFC 1191 §7 table of MTU plateaus, for routers that report next-hop MTU 0.
+_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
+
+
+def _plateau_below(length: int) -> int:
+    for plateau in _PLATEAUS:
+        if plateau < length:
+            return plateau
+    return 68

@@ -1,0 +1,199 @@
+"""The stack (Onload's "netif"): interfaces, IP, ICMP, UDP and TCP in one sans-I/O object.
+
+It is driven only by three calls (DESIGN.md):
+
+- ``receive(frame, now)``: a frame arrived on an interface (an Ethernet frame on
+  an Ethernet interface, a bare IPv4 datagram on an IP-only one);
+- ``poll(now)``: run the timers due at ``now`` and return the frames to send;
+- ``next_deadline()``: the earliest time ``poll`` has work to do.
+
+Application calls (the socket API) go to the socket cores and produce frames at
+once; ``next_deadline`` is then ``now`` so that the driver polls them out.  Nothing
+here reads a clock, a file or a socket, and all randomness comes from one seeded
+``random.Random`` so that a run can be replayed exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Protocol
+
+from .counters import Counters
+from .net.arp import ArpCache
+from .net.icmp import IcmpLayer
+from .net.interface import Interface
+from .net.ipv4 import Ipv4Layer
+from .net.routing import RoutingTable
+from .profile import Profile
+from .tcp.layer import TcpLayer
+from .timers import TimerQueue
+from .udp import UdpLayer
+from .wire.addresses import BROADCAST_MAC, Ipv4Addr, MacAddr, ipv4, is_multicast_ipv4, multicast_mac
+from .wire.addresses import mac as parse_mac
+from .wire.errors import WireError
+from .wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame, build_ethernet
+from .wire.icmp import DEST_UNREACHABLE, UNREACH_HOST, IcmpMessage
+from .wire.ipv4 import Ipv4Packet
+
+ALL_HOSTS = bytes((224, 0, 0, 1))
+LOOPBACK = "lo"
+
+
+class Transport(Protocol):
+    """A protocol above IP (UDP, TCP): datagrams in, ICMP errors in."""
+
+    def input(self, ip: Ipv4Packet, iface: Interface, now: float, *, link_broadcast: bool) -> None: ...
+
+    def icmp_error(self, msg: IcmpMessage, quoted: Ipv4Packet, now: float) -> None: ...
+
+
+def _addr(value: str | bytes) -> Ipv4Addr:
+    return ipv4(value) if isinstance(value, str) else bytes(value)
+
+
+class Stack:
+    """One reference stack.  ``seed`` makes every random choice reproducible."""
+
+    def __init__(self, profile: Profile | None = None, *, name: str = "refstack", seed: int | None = None):
+        self.name = name
+        self.profile = profile if profile is not None else Profile()
+        self.rng = random.Random(seed)
+        self.counters = Counters()
+        self.timers = TimerQueue()
+        self.interfaces: dict[str, Interface] = {}
+        self.routes = RoutingTable()
+        self.arp: dict[str, ArpCache] = {}
+        self.now = 0.0
+        self.drops: deque[tuple[float, str]] = deque(maxlen=64)
+        self.ip = Ipv4Layer(self)
+        self.icmp = IcmpLayer(self)
+        self.udp = UdpLayer(self)
+        self.tcp = TcpLayer(self)
+        self.transports: dict[int, Transport] = {6: self.tcp, 17: self.udp}
+        self._loopback: deque[bytes] = deque()
+        self.add_interface(LOOPBACK, "127.0.0.1", 8, mtu=65535)
+
+    # --- configuration ----------------------------------------------------------------
+    def add_interface(
+        self,
+        name: str,
+        address: str | bytes,
+        prefix_len: int,
+        *,
+        mtu: int = 1500,
+        mac: str | bytes | None = None,
+    ) -> Interface:
+        """Add an interface and its connected route.  With ``mac`` it is Ethernet."""
+        if name in self.interfaces:
+            raise ValueError(f"interface {name} already exists")
+        hw: MacAddr | None = parse_mac(mac) if isinstance(mac, str) else mac
+        iface = Interface(name, len(self.interfaces) + 1, _addr(address), prefix_len, mtu, hw)
+        self.interfaces[name] = iface
+        self.routes.add(iface.address, prefix_len, iface)
+        if hw is not None:
+            self.arp[name] = ArpCache(iface, self.timers, self.counters, self._unresolved)
+        return iface
+
+    def add_route(
+        self, network: str | bytes, prefix_len: int, interface: str, gateway: str | bytes | None = None
+    ) -> None:
+        self.routes.add(
+            _addr(network),
+            prefix_len,
+            self.interfaces[interface],
+            _addr(gateway) if gateway is not None else None,
+        )
+
+    @property
+    def primary(self) -> Interface:
+        """The first interface added after loopback (the one ``poll`` drains by default)."""
+        for iface in self.interfaces.values():
+            if iface.name != LOOPBACK:
+                return iface
+        return self.interfaces[LOOPBACK]
+
+    # --- the three driver calls --------------------------------------------------------
+    def receive(self, frame: bytes, now: float, interface: str | None = None) -> None:
+        """A frame arrived at ``now`` on ``interface`` (default: the primary one)."""
+        self._advance(now)
+        iface = self.interfaces[interface] if interface is not None else self.primary
+        self.counters["rx_frames"] += 1
+        if not iface.is_ethernet:
+            self.ip.input(frame, iface, now)
+            return
+        try:
+            eth = EthernetFrame(frame)
+        except WireError as e:
+            self.counters["eth_rx_malformed"] += 1
+            self.log_drop(now, f"ethernet: {e}")
+            return
+        dst = eth.dst
+        if dst not in (iface.mac, BROADCAST_MAC) and not dst[0] & 1:
+            self.counters["eth_rx_not_for_us"] += 1
+            return
+        if eth.ethertype == ETHERTYPE_IPV4:
+            self.ip.input(eth.payload, iface, now, link_broadcast=dst == BROADCAST_MAC)
+        elif eth.ethertype == ETHERTYPE_ARP:
+            self.arp[iface.name].input(eth.payload, now)
+        else:
+            self.counters["eth_rx_unknown_ethertype"] += 1
+
+    def poll(self, now: float, interface: str | None = None) -> list[bytes]:
+        """Run what is due at ``now`` and return the frames queued on ``interface``."""
+        self._advance(now)
+        self.timers.run_due(now)
+        self._drain_loopback(now)
+        iface = self.interfaces[interface] if interface is not None else self.primary
+        frames = list(iface.tx)
+        iface.tx.clear()
+        self.counters["tx_frames"] += len(frames)
+        return frames
+
+    def next_deadline(self) -> float | None:
+        if self._loopback or any(i.tx for i in self.interfaces.values() if i.name != LOOPBACK):
+            return self.now
+        return self.timers.next_deadline()
+
+    # --- used by the layers -------------------------------------------------------------
+    def _advance(self, now: float) -> None:
+        if now < self.now:
+            raise ValueError(f"time went backwards: {now} < {self.now}")
+        self.now = now
+
+    def transmit(
+        self, iface: Interface, next_hop: Ipv4Addr, dst: Ipv4Addr, datagram: bytes, now: float
+    ) -> None:
+        """Put one IPv4 datagram on ``iface``'s link (framing and ARP as needed)."""
+        if iface.name == LOOPBACK or self.ip.is_local(dst):
+            self._loopback.append(datagram)
+            return
+        if iface.mac is None:
+            iface.tx.append(datagram)
+        elif self.ip.is_broadcast(dst):
+            iface.tx.append(build_ethernet(BROADCAST_MAC, iface.mac, ETHERTYPE_IPV4, datagram))
+        elif is_multicast_ipv4(dst):
+            iface.tx.append(build_ethernet(multicast_mac(dst), iface.mac, ETHERTYPE_IPV4, datagram))
+        else:
+            self.arp[iface.name].send_ipv4(next_hop, datagram, now)
+
+    def _drain_loopback(self, now: float) -> None:
+        lo = self.interfaces[LOOPBACK]
+        while self._loopback:
+            self.ip.input(self._loopback.popleft(), lo, now)
+
+    def _unresolved(self, datagram: bytes, now: float) -> None:
+        """ARP gave up on a next hop: report host unreachable to the sender (as Linux)."""
+        try:
+            ip = Ipv4Packet(datagram)
+        except WireError:
+            return
+        self.icmp.send_error(DEST_UNREACHABLE, UNREACH_HOST, ip, now)
+
+    def accepts_multicast(self, group: Ipv4Addr, iface: Interface) -> bool:
+        """RFC 1112 §7.2: all-hosts always; other groups once joined (multicast
+        membership arrives with the Onload model, issue 4)."""
+        return group == ALL_HOSTS
+
+    def log_drop(self, now: float, reason: str) -> None:
+        self.drops.append((now, reason))

@@ -1,0 +1,1236 @@
+"""One TCP endpoint: the transmission control block and its state machine (RFC 9293).
+
+Everything a TCP socket is, sans-I/O: application calls (``connect``, ``send``,
+``recv``, ``shutdown``, ``close``) and events (``segment_arrives``, timers) move
+the state machine of RFC 9293 §3.3.2; segments leave through the layer.  Sequence
+numbers are unwrapped stream positions (see :mod:`refstack.tcp.seq`); they are
+reduced modulo 2**32 only on the wire.
+
+Clauses: ``grep "3.10.7.4"`` finds the segment-arrival steps; every transition
+names the clause it implements.  Where the RFCs leave a choice, the stack does
+what Linux does (see :mod:`refstack.profile`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import TYPE_CHECKING
+
+from ..timers import Timer
+from ..wire.addresses import Ipv4Addr, ipv4_str
+from ..wire.tcp import ACK, FIN, PSH, RST, SYN, build_tcp
+from ..wire.tcp_options import NOP, SACK_PERMITTED, Mss, Sack, TcpOption, Timestamps, WindowScale
+from .congestion import NewReno
+from .reassembly import ReassemblyQueue
+from .rto import RtoEstimator
+from .sack import sack_blocks
+from .segment import Incoming
+from .seq import MASK
+from .state import TcpState
+
+if TYPE_CHECKING:
+    from .layer import TcpLayer
+
+Address = tuple[Ipv4Addr, int]
+S = TcpState
+IP_TCP_HEADERS = 40
+TS_OPTION_LEN = 12  # NOP NOP TS
+
+
+def _oserror(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+class TcpEndpoint:
+    """A TCP socket core: the TCB of RFC 9293 §3.3.1 plus its buffers and timers."""
+
+    def __init__(self, layer: TcpLayer, *, parent: TcpEndpoint | None = None) -> None:
+        self.layer = layer
+        stack = layer.stack
+        profile = stack.profile
+        self.state = S.CLOSED
+        self.local: Address | None = None
+        self.remote: Address | None = None
+        self.parent = parent  # the listener of a passively opened connection
+        self.passive = False  # RFC 9293 §3.5 MUST-11: SYN-RECEIVED remembers how it got there
+        # --- socket options --------------------------------------------------------
+        self.nodelay = False
+        self.cork = False
+        self.quickack = False
+        self.keepalive = False
+        self.keepidle = profile.tcp_keepalive_time
+        self.keepintvl = profile.tcp_keepalive_intvl
+        self.keepcnt = profile.tcp_keepalive_probes
+        self.linger: int | None = None
+        self.reuseaddr = False
+        self.rcvbuf = profile.tcp_rmem[1]
+        self.sndbuf = profile.tcp_wmem[1]
+        self.maxseg: int | None = None
+        self.ttl: int | None = None
+        self.tos = 0
+        # --- send sequence space (RFC 9293 §3.3.1) ------------------------------------
+        self.iss = 0
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.snd_max = 0  # highest sequence number sent + 1
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self.snd_wscale = 0
+        self.snd_buf = bytearray()  # unacknowledged and unsent data, starting at iss + 1 + _buf_acked
+        self._buf_seq = 0  # sequence number of snd_buf[0]
+        self.fin_queued = False  # the application shut down writing: a FIN follows the data
+        self.fin_seq: int | None = None  # sequence number of our FIN once sent
+        # --- receive sequence space ------------------------------------------------
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_adv = 0  # right edge of the window we last advertised
+        self.rcv_wscale = 0
+        self.rcv_buf = bytearray()
+        self.rcv_closed = False  # shutdown(SHUT_RD)
+        self.fin_received = False
+        self.ooo = ReassemblyQueue(profile.tcp_rmem[2])
+        self._ooo_fin: int | None = None
+        self._sack_previous: list[tuple[int, int]] = []
+        self._sack_latest: tuple[int, int] | None = None
+        self._dsack: tuple[int, int] | None = None
+        # --- negotiated options ------------------------------------------------------
+        self.mss_advertised = 0
+        self.peer_mss = profile.tcp_default_mss  # RFC 9293 §3.7.1 MUST-15: 536 without the option
+        self.ts_ok = False
+        self.ts_offset = 0
+        self.ts_recent = 0
+        self.last_ack_sent = 0
+        self.sack_ok = False
+        self.ws_ok = False
+        # --- retransmission and congestion -----------------------------------------
+        self.rto = RtoEstimator(
+            initial=profile.tcp_rto_initial,
+            minimum=profile.tcp_rto_min,
+            maximum=profile.tcp_rto_max,
+            linux_style=profile.tcp_rto_linux_style,
+        )
+        self.cc = NewReno(profile.tcp_default_mss, profile.tcp_initial_cwnd)
+        self.dupacks = 0
+        self.retransmits = 0  # consecutive timer-driven retransmissions (tcpi_retransmits)
+        self.total_retrans = 0
+        self._rtt_seq: int | None = None  # Karn: the segment being timed, RFC 6298 §3
+        self._rtt_start = 0.0
+        self._last_send = 0.0
+        self._last_recv = 0.0
+        self._unacked_segments = 0  # received full-size segments not yet ACKed (RFC 1122 §4.2.3.2)
+        self._rcv_mss = min(profile.tcp_default_mss, 536)  # Linux tcp_initialize_rcv_mss
+        self._quickacks = profile.tcp_quickack_segments
+        self._last_oow_ack = -1e9
+        self._keepalive_probes = 0
+        self._persist_backoff = 0
+        # --- socket-facing state -----------------------------------------------------
+        self.error = 0
+        self.soft_error = 0  # ICMP soft errors (Linux sk_err_soft), reported on timeout
+        self.activity = 0
+        self.connecting = False
+        self._connect_errno = 0
+        self.backlog = 0
+        self.syn_queue: list[TcpEndpoint] = []
+        self.accept_queue: list[TcpEndpoint] = []
+        self.closed_by_app = False
+        timers = stack.timers
+        self._rtx_timer: Timer = timers.timer("tcp-rtx", self._on_rtx_timer)
+        self._delack_timer: Timer = timers.timer("tcp-delack", self._on_delack_timer)
+        self._persist_timer: Timer = timers.timer("tcp-persist", self._on_persist_timer)
+        self._keepalive_timer: Timer = timers.timer("tcp-keepalive", self._on_keepalive_timer)
+        self._timewait_timer: Timer = timers.timer("tcp-timewait", self._on_timewait_timer)
+
+    # ======================================================================================
+    # Socket-facing properties
+    # ======================================================================================
+    @property
+    def readable(self) -> bool:
+        if self.state == S.LISTEN:
+            return bool(self.accept_queue)
+        return bool(self.rcv_buf) or self.fin_received or self.error != 0 or self.state == S.CLOSED
+
+    @property
+    def writable(self) -> bool:
+        if self.state in (S.ESTABLISHED, S.CLOSE_WAIT):
+            return not self.fin_queued and self.send_space() > 0
+        return self.error != 0 or (self.state == S.CLOSED and not self.connecting and self.remote is not None)
+
+    @property
+    def hup(self) -> bool:
+        """POLLHUP: both directions are finished (Linux: SHUTDOWN_MASK or CLOSED)."""
+        if self.state == S.LISTEN or (self.state == S.CLOSED and self.remote is None):
+            return False
+        return self.state == S.CLOSED or (self.fin_received and self.fin_queued)
+
+    @property
+    def rdhup(self) -> bool:
+        """EPOLLRDHUP: the peer sent FIN (or the connection is gone)."""
+        return self.fin_received or (self.state == S.CLOSED and self.remote is not None)
+
+    def take_error(self) -> int:
+        err, self.error = self.error, 0
+        return err
+
+    def connect_result(self) -> int:
+        return self._connect_errno
+
+    def send_space(self) -> int:
+        return max(0, self.sndbuf - len(self.snd_buf))
+
+    def _wake(self) -> None:
+        self.activity += 1
+
+    @property
+    def now(self) -> float:
+        return self.layer.stack.now
+
+    # ======================================================================================
+    # Application calls (RFC 9293 §3.10.1-3.10.6)
+    # ======================================================================================
+    def bind(self, addr: Ipv4Addr, port: int) -> None:
+        if self.local is not None:
+            raise _oserror(errno.EINVAL)
+        self.layer.bind(self, addr, port)
+
+    def listen(self, backlog: int) -> None:
+        """RFC 9293 §3.10.1 OPEN (passive): CLOSED -> LISTEN.  The accept queue holds
+        min(backlog, somaxconn) connections, as Linux."""
+        if self.state not in (S.CLOSED, S.LISTEN) or self.remote is not None:
+            raise _oserror(errno.EINVAL)
+        if self.local is None:
+            self.layer.bind(self, bytes(4), 0)
+        self.backlog = max(0, min(backlog, self.layer.stack.profile.somaxconn))
+        if self.state == S.CLOSED:
+            self.state = S.LISTEN
+            self.layer.listen(self)
+
+    def accept(self) -> TcpEndpoint:
+        if self.state != S.LISTEN:
+            raise _oserror(errno.EINVAL)
+        if not self.accept_queue:
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        child = self.accept_queue.pop(0)
+        child.parent = None
+        return child
+
+    def connect(self, addr: Ipv4Addr, port: int, now: float) -> None:
+        """RFC 9293 §3.10.1 OPEN (active): send SYN, CLOSED -> SYN-SENT."""
+        if self.state == S.LISTEN:
+            raise _oserror(errno.EISCONN)
+        if self.connecting:
+            raise _oserror(errno.EALREADY)
+        if self.state != S.CLOSED or self.remote is not None:
+            raise _oserror(errno.EISCONN)
+        if port == 0:
+            raise _oserror(errno.ECONNREFUSED)
+        stack = self.layer.stack
+        if stack.ip.is_broadcast(addr) or addr[0] >= 224:
+            raise _oserror(errno.ENETUNREACH)  # RFC 9293 MUST-46: no OPEN to broadcast/multicast
+        hop = stack.routes.lookup(addr)
+        if hop is None:
+            raise _oserror(errno.ENETUNREACH)
+        self.layer.connect(self, addr, port, hop.source)
+        assert self.local is not None
+        self.iss = self.layer.isn.isn(self.local[0], self.local[1], addr, port, now)
+        self.ts_offset = self.layer.isn.ts_offset(self.local[0], addr)
+        self._init_send_space(now)
+        self.state = S.SYN_SENT
+        self.connecting = True
+        self._connect_errno = 0
+        self._send_syn(now)
+
+    def send(self, data: bytes, now: float) -> int:
+        """RFC 9293 §3.10.2 SEND: queue data; SYN-SENT and SYN-RECEIVED queue too."""
+        if self.error and self.state == S.CLOSED:
+            raise _oserror(self.take_error())
+        if self.fin_queued or self.state in (S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSING, S.LAST_ACK, S.TIME_WAIT):
+            raise _oserror(errno.EPIPE)
+        if self.state in (S.CLOSED, S.LISTEN):
+            raise _oserror(errno.EPIPE if self.remote is not None else errno.ENOTCONN)
+        if self.state in (S.SYN_SENT, S.SYN_RECEIVED):
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))  # Linux waits for ESTABLISHED
+        room = self.send_space()
+        if room <= 0:
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        chunk = bytes(data[:room])
+        self.snd_buf += chunk
+        self._output(now)
+        return len(chunk)
+
+    def recv(self, n: int, *, peek: bool = False) -> bytes:
+        """RFC 9293 §3.10.3 RECEIVE."""
+        if self.rcv_buf:
+            data = bytes(self.rcv_buf[:n])
+            if not peek:
+                del self.rcv_buf[:n]
+                self._maybe_window_update(self.now)
+            return data
+        if self.error:
+            raise _oserror(self.take_error())
+        if self.fin_received or self.rcv_closed:
+            return b""
+        if self.state in (S.CLOSED, S.LISTEN):
+            if self.remote is not None:
+                return b""
+            raise _oserror(errno.ENOTCONN)
+        raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    def shutdown(self, how: int, now: float) -> None:
+        if self.state in (S.CLOSED, S.LISTEN, S.SYN_SENT) and not self.connecting:
+            if self.state == S.LISTEN and how in (0, 2):
+                self._close_listener(now)
+                return
+            raise _oserror(errno.ENOTCONN)
+        if how in (0, 2):
+            self.rcv_closed = True
+            self._wake()
+        if how in (1, 2):
+            self._close_write(now)
+
+    def close(self, now: float) -> None:
+        """RFC 9293 §3.10.4 CLOSE, with Linux's two abortive cases: SO_LINGER with
+        a zero timeout, and unread received data (RFC 9293 §3.10.4 leaves it open;
+        RFC 2525 §2.17 recommends the RST), both send RST and drop the connection."""
+        if self.closed_by_app:
+            return
+        self.closed_by_app = True
+        if self.state == S.LISTEN:
+            self._close_listener(now)
+            return
+        if self.state in (S.CLOSED, S.SYN_SENT):
+            self.connecting = False
+            self._delete()
+            return
+        if (self.state.synchronized or self.state == S.SYN_RECEIVED) and (self.linger == 0 or self.rcv_buf):
+            self.layer.stack.counters["tcp_abort_on_close"] += 1
+            self._send_rst_for_abort(now)
+            self._delete()
+            return
+        self._close_write(now)
+
+    def _close_listener(self, now: float) -> None:
+        for child in self.syn_queue + self.accept_queue:
+            child._send_rst_for_abort(now)
+            child._delete()
+        self.syn_queue.clear()
+        self.accept_queue.clear()
+        self._delete()
+
+    def _close_write(self, now: float) -> None:
+        """RFC 9293 §3.10.4: queue a FIN after the data; ESTABLISHED -> FIN-WAIT-1,
+        CLOSE-WAIT -> LAST-ACK (the state changes once the FIN is sent)."""
+        if self.fin_queued:
+            return
+        self.fin_queued = True
+        self._wake()
+        if self.state in (S.ESTABLISHED, S.CLOSE_WAIT, S.SYN_RECEIVED):
+            self._output(now)
+
+    # ======================================================================================
+    # Option negotiation and sizes (RFC 9293 §3.7.1, RFC 6691, RFC 7323, RFC 2018)
+    # ======================================================================================
+    def _init_send_space(self, now: float) -> None:
+        profile = self.layer.stack.profile
+        self.snd_una = self.snd_nxt = self.snd_max = self.iss
+        self._buf_seq = self.iss + 1
+        self.rcv_wscale = profile.rcv_wscale
+        mtu = self.layer.stack.ip.path_mtu(self.remote[0], now) if self.remote else 1500
+        # RFC 6691 §2 / RFC 9293 §3.7.1: MSS = MTU - 40 (fixed headers only).
+        self.mss_advertised = min(self.maxseg or 65535, mtu - IP_TCP_HEADERS)
+
+    def eff_mss(self) -> int:
+        """The effective send MSS of RFC 9293 §3.7.1 (MUST-16): the peer's MSS capped by
+        the path MTU, less the TCP options every segment carries (timestamps)."""
+        assert self.remote is not None
+        mtu = self.layer.stack.ip.path_mtu(self.remote[0], self.now)
+        mss = min(self.peer_mss, mtu - IP_TCP_HEADERS)
+        if self.maxseg:
+            mss = min(mss, self.maxseg)
+        if self.ts_ok:
+            mss -= TS_OPTION_LEN
+        return max(mss, self.layer.stack.profile.tcp_min_snd_mss)
+
+    def _syn_options(self, *, reply_to: Incoming | None) -> list[TcpOption]:
+        """Linux's SYN option layout: MSS, SACK-permitted+TS (or NOP NOP TS), NOP WS;
+        without TS: MSS, NOP NOP SACK-permitted, NOP WS.  A SYN-ACK offers an option
+        only if the SYN did (RFC 7323 §2.2, §3.2; RFC 2018 §2)."""
+        profile = self.layer.stack.profile
+        want_ts = profile.tcp_timestamps and (reply_to is None or reply_to.ts is not None)
+        want_sack = profile.tcp_sack and (reply_to is None or reply_to.sack_permitted)
+        want_ws = profile.tcp_window_scaling and (reply_to is None or reply_to.wscale is not None)
+        opts: list[TcpOption] = [Mss(self.mss_advertised)]
+        if want_ts:
+            ecr = reply_to.ts[0] if reply_to is not None and reply_to.ts else 0
+            ts = Timestamps(self._tsval(), ecr)
+            opts += [SACK_PERMITTED, ts] if want_sack else [NOP, NOP, ts]
+        elif want_sack:
+            opts += [NOP, NOP, SACK_PERMITTED]
+        if want_ws:
+            opts += [NOP, WindowScale(self.rcv_wscale)]
+        return opts
+
+    def _negotiate(self, syn: Incoming) -> None:
+        """Record what both SYNs agreed (RFC 7323 §2.2: WS only if both sent it;
+        §3.2: TS likewise; RFC 2018 §2: SACK)."""
+        profile = self.layer.stack.profile
+        if syn.mss is not None:
+            self.peer_mss = syn.mss
+        self.ws_ok = profile.tcp_window_scaling and syn.wscale is not None
+        if self.ws_ok:
+            assert syn.wscale is not None
+            self.snd_wscale = min(syn.wscale, 14)  # RFC 7323 §2.3: use 14 if larger
+        else:
+            self.snd_wscale = self.rcv_wscale = 0
+        self.ts_ok = profile.tcp_timestamps and syn.ts is not None
+        if self.ts_ok:
+            assert syn.ts is not None
+            self.ts_recent = syn.ts[0]
+        self.sack_ok = profile.tcp_sack and syn.sack_permitted
+        self.cc = NewReno(self.eff_mss(), profile.tcp_initial_cwnd, iss=self.iss)
+
+    def _tsval(self) -> int:
+        """RFC 7323 §5.4: a millisecond clock plus a per-connection random offset (Linux)."""
+        return (int(self.now * 1000) + self.ts_offset) & MASK
+
+    # ======================================================================================
+    # Receive window (RFC 9293 §3.8.6.2.2 receiver SWS avoidance, RFC 7323 §2.3)
+    # ======================================================================================
+    def _window_space(self) -> int:
+        """Free receive buffer space as Linux advertises it: half the buffer with
+        tcp_adv_win_scale 1 (the rest is overhead), never below zero."""
+        profile = self.layer.stack.profile
+        space = self.rcvbuf - len(self.rcv_buf) - self.ooo.bytes_queued
+        if profile.tcp_adv_win_scale > 0:
+            space -= space >> profile.tcp_adv_win_scale
+        return max(0, min(space, 65535 << self.rcv_wscale))
+
+    def _rcv_window(self) -> int:
+        """The window to advertise: the free space rounded down to whole MSS
+        (receiver SWS avoidance, MUST-39), never shrinking the right edge already
+        offered (SHLD-14)."""
+        space = self._window_space()
+        mss = max(1, self.mss_advertised - (TS_OPTION_LEN if self.ts_ok else 0))
+        if space > mss:
+            space -= space % mss
+        elif space < mss and space < self.rcvbuf // 2:
+            space = 0
+        window = max(space, self.rcv_adv - self.rcv_nxt)
+        return window
+
+    def _window_field(self, *, syn: bool) -> int:
+        window = self._rcv_window()
+        if syn:
+            # The window of a SYN is never scaled (RFC 7323 §2.2); Linux rounds it down
+            # to a multiple of the MSS (64240 = 44 x 1460, 65160 = 45 x 1448 with TS).
+            mss = self.mss_advertised - (TS_OPTION_LEN if self.ts_ok and self.state != S.SYN_SENT else 0)
+            window = min(window, 65535)
+            window = window - window % mss if window > mss else window
+            self._syn_window = window
+            if self.state == S.SYN_RECEIVED:
+                self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + window)
+            return window
+        shift = self.rcv_wscale
+        field = min((window + (1 << shift) - 1) >> shift, 0xFFFF)  # Linux rounds up
+        self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + (field << shift))
+        return field
+
+    def _maybe_window_update(self, now: float) -> None:
+        """After the application reads: send a window update when the window grows by
+        at least min(MSS, buffer/2) (RFC 9293 §3.8.6.2.2, RFC 1122 §4.2.3.3)."""
+        if not self.state.synchronized or self.fin_received:
+            return
+        offered = self.rcv_adv - self.rcv_nxt
+        mss = max(1, self.mss_advertised)
+        if self._window_space() - offered >= min(mss, self.rcvbuf // 2):
+            self._send_ack(now)
+
+    # ======================================================================================
+    # Output
+    # ======================================================================================
+    def _emit(
+        self,
+        flags: int,
+        seq: int,
+        payload: bytes = b"",
+        *,
+        ack_no: int | None = None,
+        options: list[TcpOption] | None = None,
+    ) -> None:
+        """Build one segment and hand it to IP.  Every segment but a bare RST carries
+        the ACK of RCV.NXT (RFC 9293 §3.10.7.4 "once in the ESTABLISHED state all
+        segments must carry current acknowledgment information")."""
+        assert self.local is not None and self.remote is not None
+        now = self.now
+        syn = bool(flags & SYN)
+        if options is None:
+            options = []
+            if self.ts_ok and not flags & RST:
+                options += [NOP, NOP, Timestamps(self._tsval(), self.ts_recent)]
+            if self.sack_ok and flags & ACK and not flags & RST:
+                blocks = self._sack_blocks_to_send()
+                if blocks:
+                    options += [NOP, NOP, Sack(tuple((a & MASK, b & MASK) for a, b in blocks))]
+        window = 0 if flags & RST and not flags & ACK else self._window_field(syn=syn)
+        ack_value = self.rcv_nxt if ack_no is None else ack_no
+        if flags & ACK:
+            self.last_ack_sent = ack_value
+            self._unacked_segments = 0
+            self._delack_timer.cancel()
+        segment = build_tcp(
+            self.local[0],
+            self.remote[0],
+            self.local[1],
+            self.remote[1],
+            seq=seq & MASK,
+            ack=ack_value & MASK if flags & ACK else 0,
+            flags=flags,
+            window=window,
+            options=options,
+            payload=payload,
+        )
+        self.layer.output(self, segment, now)
+        self._last_send = now
+
+    def _send_syn(self, now: float) -> None:
+        flags = SYN | (ACK if self.state == S.SYN_RECEIVED else 0)
+        self._emit(flags, self.iss, options=self._syn_options(reply_to=self._syn_in))
+        self.snd_nxt = self.snd_max = max(self.snd_max, self.iss + 1)
+        if not self._rtx_timer.armed:
+            self._rtx_timer.arm(now + self._syn_rto())
+
+    _syn_in: Incoming | None = None
+    _syn_window = 0
+
+    def _syn_rto(self) -> float:
+        """SYN retransmission timeout.  RFC 6298 §5.5 doubles it each time; Linux's
+        tcp_syn_linear_timeouts keeps the first N at the initial RTO (profile knob)."""
+        linear = self.layer.stack.profile.tcp_syn_linear_timeouts if self.state == S.SYN_SENT else 0
+        doublings = max(0, self.retransmits - linear)
+        return min(self.rto.initial * (1 << doublings), self.rto.maximum)
+
+    def _send_ack(self, now: float) -> None:
+        self._emit(ACK, self.snd_nxt)
+
+    def _send_ack_ratelimited(self, now: float) -> None:
+        """RFC 5961 §7 / Linux tcp_invalid_ratelimit: at most one ACK to an
+        unacceptable segment (or challenge ACK) per socket per interval."""
+        if now - self._last_oow_ack < self.layer.stack.profile.tcp_invalid_ratelimit:
+            self.layer.stack.counters["tcp_oow_ack_ratelimited"] += 1
+            return
+        self._last_oow_ack = now
+        self._send_ack(now)
+
+    def _send_rst_for_abort(self, now: float) -> None:
+        """RFC 9293 §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST>; Linux sets ACK too."""
+        if self.state.synchronized or self.state == S.SYN_RECEIVED:
+            self._emit(RST | ACK, self.snd_nxt)
+
+    def _sack_blocks_to_send(self) -> list[tuple[int, int]]:
+        max_blocks = 3 if self.ts_ok else 4
+        blocks = sack_blocks(
+            self.ooo.ranges(),
+            self._sack_latest,
+            self._sack_previous,
+            max_blocks=max_blocks,
+            dsack=self._dsack,
+        )
+        self._dsack = None
+        self._sack_previous = [b for b in blocks if b[0] >= self.rcv_nxt]
+        return blocks
+
+    def _flight_size(self) -> int:
+        return self.snd_max - self.snd_una
+
+    def _output(self, now: float) -> None:
+        """Send what the windows, Nagle (RFC 9293 §3.7.4) and sender SWS avoidance
+        (§3.8.6.2.1) allow, then a FIN if the application closed (§3.10.4)."""
+        if self.state not in (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK):
+            return
+        mss = self.eff_mss()
+        while True:
+            data_end = self._buf_seq + len(self.snd_buf)
+            self.snd_nxt = max(self.snd_nxt, self.snd_una)
+            unsent = data_end - self.snd_nxt
+            window_end = self.snd_una + min(self.snd_wnd, self.cc.cwnd)
+            usable = window_end - self.snd_nxt
+            # The FIN (once queued, its sequence number is the end of the data) still
+            # needs sending while SND.NXT has not passed it.
+            fin_pending = self.fin_queued and self.snd_nxt <= data_end
+            if unsent <= 0:
+                if fin_pending:
+                    self._send_fin(now)  # a bare FIN goes even into a closed window
+                break
+            if usable <= 0:
+                if self.snd_wnd == 0 and self.snd_max == self.snd_una:
+                    self._arm_persist(now)
+                break
+            size = min(mss, unsent, usable)
+            # Sender SWS avoidance: a partial window only when it is half the peer's max.
+            if size < mss and size < unsent and size < self.max_snd_wnd // 2:
+                if self.snd_max == self.snd_una:
+                    self._arm_persist(now)
+                break
+            # Nagle (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4): hold a small segment while
+            # data is unacknowledged, unless TCP_NODELAY (TCP_CORK holds it regardless).
+            small = size < mss and size == unsent and not fin_pending
+            if small and (self.cork or (not self.nodelay and self.snd_max > self.snd_una)):
+                break
+            start = self.snd_nxt - self._buf_seq
+            payload = bytes(self.snd_buf[start : start + size])
+            end = self.snd_nxt + size
+            with_fin = fin_pending and end == data_end  # Linux lets the FIN ride on the last data
+            flags = ACK | (PSH if end == data_end else 0) | (FIN if with_fin else 0)
+            retransmission = self.snd_nxt < self.snd_max
+            self._emit(flags, self.snd_nxt, payload)
+            if not retransmission and self._rtt_seq is None and not self.ts_ok:
+                self._rtt_seq, self._rtt_start = end, now
+            if retransmission:
+                self.total_retrans += 1
+            self.snd_nxt = end
+            if with_fin:
+                self._fin_sent(end)
+            self.snd_max = max(self.snd_max, self.snd_nxt)
+            if not self._rtx_timer.armed:
+                self._rtx_timer.arm(now + self.rto.rto)
+            if with_fin:
+                break
+
+    def _send_fin(self, now: float) -> None:
+        self._emit(FIN | ACK, self.snd_nxt)
+        self._fin_sent(self.snd_nxt)
+        self.snd_max = max(self.snd_max, self.snd_nxt)
+        if not self._rtx_timer.armed:
+            self._rtx_timer.arm(now + self.rto.rto)
+
+    def _fin_sent(self, seq: int) -> None:
+        """Our FIN is out (maybe again): ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK (§3.10.4)."""
+        self.fin_seq = seq
+        self.snd_nxt = max(self.snd_nxt, seq + 1)
+        if self.state in (S.ESTABLISHED, S.SYN_RECEIVED):
+            self.state = S.FIN_WAIT_1
+        elif self.state == S.CLOSE_WAIT:
+            self.state = S.LAST_ACK
+
+    # ======================================================================================
+    # Timers
+    # ======================================================================================
+    def _on_rtx_timer(self, now: float) -> None:
+        """RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back off,
+        restart the timer; RFC 5681 §3.1 eq. 4 shrinks the window; RFC 9293 §3.8.3
+        (MUST-20) gives up after R2 (tcp_retries2 / tcp_syn_retries)."""
+        profile = self.layer.stack.profile
+        counters = self.layer.stack.counters
+        if self.state in (S.SYN_SENT, S.SYN_RECEIVED):
+            limit = profile.tcp_syn_retries if self.state == S.SYN_SENT else profile.tcp_synack_retries
+            if self.retransmits >= limit:
+                counters["tcp_syn_timeout"] += 1
+                self._abort(errno.ETIMEDOUT)
+                return
+            self.retransmits += 1
+            self.total_retrans += 1
+            counters["tcp_syn_retransmit"] += 1
+            self._emit(
+                SYN | (ACK if self.state == S.SYN_RECEIVED else 0),
+                self.iss,
+                options=self._syn_options(reply_to=self._syn_in),
+            )
+            self._rtx_timer.arm(now + self._syn_rto())
+            return
+        if self.snd_una >= self.snd_max:
+            return
+        if self.retransmits >= profile.tcp_retries2:
+            counters["tcp_retransmit_timeout"] += 1
+            self._abort(errno.ETIMEDOUT)
+            return
+        counters["tcp_rto_retransmit"] += 1
+        self.cc.on_timeout(self._flight_size(), repeated=self.retransmits > 0, snd_nxt=self.snd_max)
+        self.retransmits += 1
+        self.rto.backoff()
+        self.dupacks = 0
+        self._rtt_seq = None  # Karn: no sample from a retransmitted segment
+        self.snd_nxt = self.snd_una  # go back: what follows is resent as the window reopens
+        self._rtx_timer.arm(now + self.rto.rto)
+        self._retransmit_one(now)
+
+    def _retransmit_one(self, now: float) -> None:
+        """Resend one MSS from SND.UNA (or the FIN alone)."""
+        data_end = self._buf_seq + len(self.snd_buf)
+        mss = self.eff_mss()
+        self.total_retrans += 1
+        if self.snd_una < data_end:
+            start = self.snd_una - self._buf_seq
+            payload = bytes(self.snd_buf[start : start + mss])
+            end = self.snd_una + len(payload)
+            fin = self.fin_queued and end == data_end
+            self._emit(ACK | (PSH if end == data_end else 0) | (FIN if fin else 0), self.snd_una, payload)
+            self.snd_nxt = max(self.snd_nxt, end)
+            if fin:
+                self._fin_sent(end)
+        elif self.fin_queued:
+            self._emit(FIN | ACK, data_end)
+            self._fin_sent(data_end)
+
+    def _on_delack_timer(self, now: float) -> None:
+        if self.state.synchronized or self.state == S.SYN_RECEIVED:
+            self._send_ack(now)
+
+    def _arm_persist(self, now: float) -> None:
+        if not self._persist_timer.armed and not self._rtx_timer.armed:
+            self._persist_timer.arm(
+                now + min(self.rto.base_rto * (2**self._persist_backoff), self.rto.maximum)
+            )
+
+    def _on_persist_timer(self, now: float) -> None:
+        """Zero-window probe (RFC 9293 §3.8.6.1, MUST-36; SHLD-29/30 backoff).  Linux
+        probes with a bare ACK at SND.UNA-1, which the peer must answer (§3.10.7.4 s1)."""
+        if self.snd_wnd > 0 or not self.state.synchronized:
+            self._persist_backoff = 0
+            self._output(now)
+            return
+        if self._buf_seq + len(self.snd_buf) <= self.snd_una and not self.fin_queued:
+            return
+        self.layer.stack.counters["tcp_zero_window_probe"] += 1
+        self._emit(ACK, self.snd_una - 1)
+        self._persist_backoff += 1
+        self._arm_persist(now)
+
+    def _on_keepalive_timer(self, now: float) -> None:
+        """RFC 1122 §4.2.3.6 / RFC 9293 §3.8.4: after idle time, probe with
+        <SEQ=SND.UNA-1>, no data (SHLD-12); give up after keepcnt unanswered probes."""
+        if not self.keepalive or self.state not in (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2):
+            return
+        idle = now - self._last_recv
+        if self.snd_max > self.snd_una:
+            self._keepalive_timer.arm(now + self.keepidle)
+            return
+        if self._keepalive_probes == 0 and idle < self.keepidle - 1e-9:
+            self._keepalive_timer.arm(self._last_recv + self.keepidle)
+            return
+        if self._keepalive_probes >= self.keepcnt:
+            self.layer.stack.counters["tcp_keepalive_timeout"] += 1
+            self._abort(errno.ETIMEDOUT)
+            return
+        self._keepalive_probes += 1
+        self.layer.stack.counters["tcp_keepalive_probe"] += 1
+        self._emit(ACK, self.snd_una - 1)
+        self._keepalive_timer.arm(now + self.keepintvl)
+
+    def arm_keepalive(self, now: float) -> None:
+        if self.keepalive and self.state.synchronized:
+            self._keepalive_timer.arm(max(now, self._last_recv) + self.keepidle)
+        else:
+            self._keepalive_timer.cancel()
+
+    def _on_timewait_timer(self, now: float) -> None:
+        self._delete()
+
+    def _enter_time_wait(self, now: float) -> None:
+        """RFC 9293 §3.6.1 MUST-13: linger 2MSL (Linux: TCP_TIMEWAIT_LEN, 60 s)."""
+        self.state = S.TIME_WAIT
+        self._cancel_timers()
+        self._timewait_timer.arm(now + self.layer.stack.profile.tcp_timewait_len)
+        self._wake()
+
+    def _cancel_timers(self) -> None:
+        for t in (self._rtx_timer, self._delack_timer, self._persist_timer, self._keepalive_timer):
+            t.cancel()
+
+    # ======================================================================================
+    # Teardown
+    # ======================================================================================
+    def _abort(self, err: int) -> None:
+        """Drop the connection and report ``err`` (MUST-12: the app learns it was an abort)."""
+        self.error = err
+        if self.connecting:
+            self._connect_errno = err
+            self.connecting = False
+        self._delete()
+
+    def _delete(self) -> None:
+        """-> CLOSED, delete the TCB (RFC 9293 §3.10.7 "enter the CLOSED state")."""
+        was_listener = self.state == S.LISTEN
+        self.state = S.CLOSED
+        self._cancel_timers()
+        self._timewait_timer.cancel()
+        self.snd_buf.clear()
+        self.ooo.clear()
+        self.layer.forget(self, listener=was_listener)
+        if self.parent is not None:
+            parent = self.parent
+            if self in parent.syn_queue:
+                parent.syn_queue.remove(self)
+            if self in parent.accept_queue:
+                parent.accept_queue.remove(self)
+        self._wake()
+
+    # ======================================================================================
+    # SEGMENT ARRIVES (RFC 9293 §3.10.7)
+    # ======================================================================================
+    def segment_arrives(self, seg: Incoming, now: float) -> None:
+        self._last_recv = now
+        self._keepalive_probes = 0
+        if self.state == S.LISTEN:
+            self._listen_arrives(seg, now)
+        elif self.state == S.SYN_SENT:
+            self._syn_sent_arrives(seg, now)
+        else:
+            self._synchronized_arrives(seg, now)
+
+    # --- §3.10.7.2 LISTEN ---------------------------------------------------------------------
+    def _listen_arrives(self, seg: Incoming, now: float) -> None:
+        counters = self.layer.stack.counters
+        if seg.rst:  # L1: an incoming RST is ignored
+            return
+        if seg.has_ack:  # L2: <SEQ=SEG.ACK><CTL=RST>
+            self.layer.send_reset_for(seg, self, now)
+            return
+        if not seg.syn or seg.fin:  # L4 (Linux also drops SYN+FIN, divergence D10)
+            counters["tcp_listen_drop"] += 1
+            return
+        # L3: a SYN.  Linux drops it when the accept queue is full (no syncookies here).
+        if (
+            len(self.accept_queue) >= max(1, self.backlog)
+            or len(self.syn_queue) >= self.layer.stack.profile.tcp_max_syn_backlog
+        ):
+            counters["tcp_listen_overflow"] += 1
+            return
+        self.layer.spawn_child(self, seg, now)
+
+    def start_passive(self, listener: TcpEndpoint, syn: Incoming, now: float) -> None:
+        """L3 continued: set IRS/RCV.NXT, choose ISS, send <SYN,ACK>, -> SYN-RECEIVED."""
+        assert self.local is not None and self.remote is not None
+        for name in (
+            "nodelay",
+            "keepalive",
+            "keepidle",
+            "keepintvl",
+            "keepcnt",
+            "linger",
+            "rcvbuf",
+            "sndbuf",
+            "maxseg",
+            "ttl",
+            "tos",
+        ):
+            setattr(self, name, getattr(listener, name))
+        self.passive = True
+        self.parent = listener
+        self.irs = syn.seq
+        self.rcv_nxt = self.rcv_adv = syn.seq + 1
+        self.iss = self.layer.isn.isn(self.local[0], self.local[1], self.remote[0], self.remote[1], now)
+        self.ts_offset = self.layer.isn.ts_offset(self.local[0], self.remote[0])
+        self._init_send_space(now)
+        self.state = S.SYN_RECEIVED
+        self._syn_in = syn
+        self._negotiate(syn)
+        self.snd_wnd = syn.wnd  # the window in a SYN is never scaled (RFC 7323 §2.2)
+        self.snd_wl1, self.snd_wl2 = syn.seq, self.iss
+        self.max_snd_wnd = self.snd_wnd
+        self._send_syn(now)
+
+    # --- §3.10.7.3 SYN-SENT ----------------------------------------------------------------
+    def _syn_sent_arrives(self, seg: Incoming, now: float) -> None:
+        # SS1: the ACK bit.
+        if seg.has_ack and not (self.iss < seg.ack <= self.snd_nxt):
+            if not seg.rst:
+                self.layer.send_reset_for(seg, self, now)  # <SEQ=SEG.ACK><CTL=RST>
+            return
+        acceptable_ack = seg.has_ack
+        # SS2: the RST bit.  With an acceptable ACK the connection is refused (Linux
+        # reports ECONNREFUSED, divergence D10/D12); without one, drop.
+        if seg.rst:
+            if acceptable_ack:
+                self.layer.stack.counters["tcp_connect_refused"] += 1
+                self._abort(errno.ECONNREFUSED)
+            return
+        # SS4: the SYN bit.
+        if not seg.syn:
+            return  # SS5: neither SYN nor RST: drop
+        self.irs = seg.seq
+        self.rcv_nxt = seg.seq + 1
+        self.rcv_adv = self.rcv_nxt + self._syn_window  # what our SYN offered
+        self._syn_in = seg
+        self._negotiate(seg)
+        self._rtx_timer.cancel()
+        if acceptable_ack:
+            # Our SYN is acknowledged: -> ESTABLISHED, send <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+            self.snd_una = seg.ack
+            if self.retransmits == 0 and not self.ts_ok:
+                self.rto.on_rtt_sample(now - self._last_send)
+            elif self.ts_ok and seg.ts is not None and seg.ts[1]:
+                self._ts_rtt_sample(seg.ts[1], now)
+            self.retransmits = 0
+            self._update_window(seg, force=True)
+            self._establish(now)
+            self._send_ack(now)
+            self._output(now)
+            return
+        # Simultaneous open (MUST-10): -> SYN-RECEIVED, send <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
+        self.state = S.SYN_RECEIVED
+        self.snd_wnd = seg.wnd
+        self.snd_wl1 = seg.seq
+        self.retransmits = 0
+        self._emit(SYN | ACK, self.iss, options=self._syn_options(reply_to=seg))
+        self._rtx_timer.arm(now + self._syn_rto())
+
+    def _establish(self, now: float) -> None:
+        self.state = S.ESTABLISHED
+        if self.connecting:
+            self.connecting = False
+            self._connect_errno = 0
+        self.layer.stack.counters["tcp_established"] += 1
+        self.arm_keepalive(now)
+        self._wake()
+
+    # --- §3.10.7.4 other states ----------------------------------------------------------
+    def _acceptable(self, seg: Incoming) -> bool:
+        """§3.10.7.4 first: the four cases of the acceptability test (SM-5)."""
+        wnd = self.rcv_adv - self.rcv_nxt
+        if self.state == S.SYN_RECEIVED and wnd <= 0:
+            wnd = self._rcv_window()
+        seg_len = len(seg.payload) + (1 if seg.syn else 0) + (1 if seg.fin else 0)
+        if seg_len == 0:
+            if wnd == 0:
+                return seg.seq == self.rcv_nxt
+            return self.rcv_nxt <= seg.seq < self.rcv_nxt + wnd
+        if wnd == 0:
+            return False
+        return (self.rcv_nxt <= seg.seq < self.rcv_nxt + wnd) or (
+            self.rcv_nxt <= seg.seq + seg_len - 1 < self.rcv_nxt + wnd
+        )
+
+    def _synchronized_arrives(self, seg: Incoming, now: float) -> None:
+        counters = self.layer.stack.counters
+        # SYN-RECEIVED reached passively: a retransmitted SYN gets the SYN-ACK again
+        # (Linux, divergence D8; RFC 9293 ambiguity A4).
+        if self.state == S.SYN_RECEIVED and seg.syn and not seg.has_ack and seg.seq == self.irs:
+            counters["tcp_syn_retransmit_received"] += 1
+            self._emit(SYN | ACK, self.iss, options=self._syn_options(reply_to=seg))
+            return
+        # TIME-WAIT: a retransmitted FIN is acknowledged and the 2MSL timer restarted
+        # (RFC 9293 §3.10.7.4 eighth, MUST-13).
+        if self.state == S.TIME_WAIT and seg.fin and not seg.rst and seg.end == self.rcv_nxt:
+            self._send_ack(now)
+            self._timewait_timer.arm(now + self.layer.stack.profile.tcp_timewait_len)
+            return
+        # RFC 7323 §5.3 PAWS: a timestamp older than TS.Recent makes the segment
+        # unacceptable (an RST is exempt, R1 of §5.3).
+        if (
+            self.ts_ok
+            and seg.ts is not None
+            and not seg.rst
+            and ((self.ts_recent - seg.ts[0]) & MASK) != 0
+            and ((seg.ts[0] - self.ts_recent) & MASK) >= 1 << 31
+        ):
+            counters["tcp_paws_reject"] += 1
+            self._send_ack_ratelimited(now)
+            return
+        # first: sequence number check (SM-5).
+        if not self._acceptable(seg):
+            counters["tcp_rx_unacceptable"] += 1
+            if not seg.rst:
+                self._send_ack_ratelimited(now)  # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+            return
+        # RFC 7323 §4.3: remember the timestamp of the segment that covers Last.ACK.sent.
+        if self.ts_ok and seg.ts is not None and seg.seq <= self.last_ack_sent <= seg.end:
+            self.ts_recent = seg.ts[0]
+        # second: the RST bit (RFC 5961 §3.2: exact -> reset, in window -> challenge ACK).
+        if seg.rst:
+            if seg.seq != self.rcv_nxt:
+                counters["tcp_challenge_ack_rst"] += 1
+                self._send_ack_ratelimited(now)
+                return
+            self._reset_received(now)
+            return
+        # fourth: the SYN bit (RFC 5961 §4: any SYN draws a challenge ACK).
+        if seg.syn:
+            if self.state == S.SYN_RECEIVED and self.passive:
+                # Linux answers an in-window SYN with RST and drops the request (D8).
+                self.layer.send_reset_for(seg, self, now)
+                self._delete()
+                return
+            counters["tcp_challenge_ack_syn"] += 1
+            self._send_ack_ratelimited(now)
+            return
+        # fifth: the ACK field.
+        if not seg.has_ack:
+            return
+        if not self._process_ack(seg, now):
+            return
+        # sixth: URG is not implemented beyond the pointer (urgent data is inline).
+        # seventh: segment text.
+        if seg.payload:
+            if self.state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2):
+                self._receive_data(seg, now)
+            else:
+                counters["tcp_rx_data_after_fin"] += 1
+        # eighth: the FIN bit.
+        if seg.fin:
+            if seg.end - 1 == self.rcv_nxt or (not seg.payload and seg.seq == self.rcv_nxt):
+                self._fin_arrives(now)
+            elif seg.seq + len(seg.payload) > self.rcv_nxt:
+                self._ooo_fin = seg.seq + len(seg.payload)
+        elif self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
+            self._fin_arrives(now)
+
+    def _reset_received(self, now: float) -> None:
+        """§3.10.7.4 second step, per state."""
+        counters = self.layer.stack.counters
+        counters["tcp_rst_received"] += 1
+        if self.state == S.SYN_RECEIVED:
+            if self.passive:  # back to LISTEN: the request is simply dropped
+                self._delete()
+                return
+            self._abort(errno.ECONNREFUSED)  # "connection refused"
+            return
+        if self.state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT):
+            self._abort(errno.ECONNRESET)
+            return
+        if self.state in (S.CLOSING, S.LAST_ACK, S.TIME_WAIT):
+            self._delete()
+
+    def _process_ack(self, seg: Incoming, now: float) -> bool:
+        """§3.10.7.4 fifth step.  Returns False when the segment must be dropped."""
+        counters = self.layer.stack.counters
+        if self.state == S.SYN_RECEIVED:
+            if not (self.snd_una < seg.ack <= self.snd_nxt):
+                self.layer.send_reset_for(seg, self, now)  # <SEQ=SEG.ACK><CTL=RST>
+                return False
+            # -> ESTABLISHED; continue processing in that state.
+            self.snd_una = seg.ack
+            self._rtx_timer.cancel()
+            if self.retransmits == 0 and not self.ts_ok:
+                self.rto.on_rtt_sample(now - self._last_send)
+            elif self.ts_ok and seg.ts is not None and seg.ts[1]:
+                self._ts_rtt_sample(seg.ts[1], now)
+            self.retransmits = 0
+            self._update_window(seg, force=True)
+            parent = self.parent
+            if parent is not None and self.passive:
+                if len(parent.accept_queue) >= max(1, parent.backlog):
+                    counters["tcp_accept_queue_overflow"] += 1  # Linux drops the ACK
+                    self.snd_una = self.iss
+                    self._rtx_timer.arm(now + self._syn_rto())
+                    return False
+                if self in parent.syn_queue:
+                    parent.syn_queue.remove(self)
+                parent.accept_queue.append(self)
+                parent._wake()
+            self._establish(now)
+            if self.fin_queued:
+                self._output(now)
+        # RFC 5961 §5.2: an ACK beyond SND.NXT or older than the window the peer could
+        # have seen is answered with an ACK and the segment dropped.  Linux's floor is
+        # SND.UNA - min(MAX.SND.WND, bytes acked so far) (divergence D4).
+        acked_so_far = self.snd_una - (self.iss + 1)
+        floor = self.snd_una - min(self.max_snd_wnd, max(acked_so_far, 0))
+        if seg.ack > self.snd_max:
+            counters["tcp_ack_unsent"] += 1
+            self._send_ack_ratelimited(now)
+            return False
+        if seg.ack < floor:
+            counters["tcp_ack_too_old"] += 1
+            self._send_ack_ratelimited(now)
+            return False
+        if seg.ack > self.snd_una:
+            self._new_ack(seg, now)
+        elif seg.ack == self.snd_una:
+            self._maybe_dupack(seg, now)
+        self._update_window(seg)
+        # FIN acknowledged?
+        if self.fin_seq is not None and self.snd_una > self.fin_seq:
+            if self.state == S.FIN_WAIT_1:
+                self.state = S.FIN_WAIT_2
+                self._wake()
+                if self.closed_by_app:
+                    self._timewait_timer.arm(now + self.layer.stack.profile.tcp_fin_timeout)
+            elif self.state == S.CLOSING:
+                self._enter_time_wait(now)
+            elif self.state == S.LAST_ACK:
+                self._delete()
+                return False
+        if self.state == S.TIME_WAIT:
+            return True
+        self._output(now)
+        return True
+
+    def _update_window(self, seg: Incoming, *, force: bool = False) -> None:
+        """§3.10.7.4 fifth: update SND.WND if SND.WL1 < SEG.SEQ, or equal and
+        SND.WL2 =< SEG.ACK.  The window of a non-SYN segment is scaled (RFC 7323 §2.3)."""
+        if force or self.snd_wl1 < seg.seq or (self.snd_wl1 == seg.seq and self.snd_wl2 <= seg.ack):
+            shift = 0 if seg.syn else self.snd_wscale
+            self.snd_wnd = seg.wnd << shift
+            self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            if self.snd_wnd > 0:
+                self._persist_timer.cancel()
+                self._persist_backoff = 0
+
+    def _ts_rtt_sample(self, tsecr: int, now: float) -> None:
+        """RFC 7323 §4.1: RTT from the echoed timestamp."""
+        rtt_ms = (self._tsval() - tsecr) & MASK
+        if rtt_ms < 1 << 31:
+            self.rto.on_rtt_sample(max(rtt_ms, 1) / 1000.0)
+
+    def _new_ack(self, seg: Incoming, now: float) -> None:
+        """SND.UNA < SEG.ACK =< SND.NXT: data acknowledged (RFC 9293 §3.10.7.4 fifth,
+        RFC 6298 §5.2-5.3, RFC 5681 §3.1, RFC 6582 §3.2)."""
+        acked = seg.ack - self.snd_una
+        data_acked_end = min(seg.ack, self._buf_seq + len(self.snd_buf))
+        if data_acked_end > self._buf_seq:
+            del self.snd_buf[: data_acked_end - self._buf_seq]
+            self._buf_seq = data_acked_end
+        self.snd_una = seg.ack
+        self.snd_nxt = max(self.snd_nxt, self.snd_una)
+        # RTT (RFC 6298 §3 Karn / RFC 7323 §4.1)
+        if self.ts_ok and seg.ts is not None and seg.ts[1]:
+            self._ts_rtt_sample(seg.ts[1], now)
+        elif self._rtt_seq is not None and seg.ack >= self._rtt_seq:
+            self.rto.on_rtt_sample(now - self._rtt_start)
+            self._rtt_seq = None
+        self.retransmits = 0
+        self.rto.reset_backoff()
+        # Congestion control
+        cc = self.cc
+        if cc.in_recovery:
+            if seg.ack >= cc.recover:
+                cc.exit_recovery(self._flight_size())
+            else:
+                cc.on_partial_ack(acked)
+                self._retransmit_one(now)  # RFC 6582 §3.2 step 5: resend the next hole
+        else:
+            cc.on_ack(acked)
+        self.dupacks = 0
+        # RFC 6298 §5.2/5.3: stop or restart the timer
+        if self.snd_una >= self.snd_max:
+            self._rtx_timer.cancel()
+        else:
+            self._rtx_timer.arm(now + self.rto.rto)
+        self._wake()
+
+    def _maybe_dupack(self, seg: Incoming, now: float) -> None:
+        """RFC 5681 §2 duplicate ACK; §3.2 fast retransmit on the third (DupThresh),
+        RFC 6582 §3.2 step 2 entry rule."""
+        if seg.payload or seg.syn or seg.fin or self.snd_max == self.snd_una:
+            return
+        if (seg.wnd << self.snd_wscale) != self.snd_wnd:
+            return
+        self.dupacks += 1
+        cc = self.cc
+        threshold = self.layer.stack.profile.tcp_reordering
+        if self.dupacks == threshold and not cc.in_recovery and cc.may_enter_fast_recovery(seg.ack):
+            self.layer.stack.counters["tcp_fast_retransmit"] += 1
+            cc.enter_fast_recovery(self._flight_size(), self.snd_max)
+            self._rtt_seq = None
+            self._retransmit_one(now)
+            self._rtx_timer.arm(now + self.rto.rto)
+        elif self.dupacks > threshold and cc.in_recovery:
+            cc.on_dupack_in_recovery()
+            self._output(now)
+
+    def _receive_data(self, seg: Incoming, now: float) -> None:
+        """§3.10.7.4 seventh: deliver in-order text, keep out-of-order text (SHLD-31),
+        and acknowledge per RFC 1122 §4.2.3.2 / RFC 5681 §4.2 (delayed ACK, immediate
+        ACK for out-of-order data and gap filling), as Linux (quick-ack at start)."""
+        counters = self.layer.stack.counters
+        seq, data = seg.seq, seg.payload
+        if self.rcv_closed:
+            counters["tcp_rx_after_shutdown_rd"] += 1
+        if seq < self.rcv_nxt:  # trim what we already have (a D-SACK reports it, RFC 2883)
+            dup_end = min(self.rcv_nxt, seq + len(data))
+            if self.sack_ok and self.layer.stack.profile.tcp_dsack:
+                self._dsack = (seq, dup_end)
+            data = data[self.rcv_nxt - seq :]
+            seq = self.rcv_nxt
+        right = self.rcv_nxt + max(self.rcv_adv - self.rcv_nxt, 0)
+        if seq + len(data) > right:  # beyond the window: keep what fits
+            data = data[: max(0, right - seq)]
+        if not data:
+            self._send_ack(now)
+            return
+        # Linux's estimate of the peer's MSS (tcp_measure_rcv_mss): the largest segment seen.
+        self._rcv_mss = max(self._rcv_mss, len(data))
+        full = len(data) >= self._rcv_mss
+        if seq == self.rcv_nxt:
+            filled_hole = bool(len(self.ooo))
+            self.rcv_buf += data
+            self.rcv_nxt += len(data)
+            ready = self.ooo.pop_ready(self.rcv_nxt)
+            if ready:
+                self.rcv_buf += ready
+                self.rcv_nxt += len(ready)
+            counters["tcp_rx_bytes"] += len(data)
+            self._sack_latest = None
+            self._wake()
+            self._unacked_segments += 1 if full else 0
+            if (
+                filled_hole
+                or self._quickacks > 0
+                or self._unacked_segments >= 2
+                or self.quickack
+                or self._dsack is not None
+            ):
+                if self._quickacks > 0:
+                    self._quickacks -= 1
+                self._send_ack(now)
+            elif not self._delack_timer.armed:
+                self._delack_timer.arm(now + self.layer.stack.profile.tcp_delack_min)
+        else:
+            stored = self.ooo.insert(seq, data)
+            counters["tcp_rx_out_of_order"] += 1
+            if stored is not None:
+                self._sack_latest = next((r for r in self.ooo.ranges() if r[0] <= stored[0] < r[1]), stored)
+            self._send_ack(now)  # RFC 5681 §4.2: an immediate duplicate ACK
+
+    def _fin_arrives(self, now: float) -> None:
+        """§3.10.7.4 eighth: advance RCV.NXT over the FIN, ACK it, and move on."""
+        self._ooo_fin = None
+        self.rcv_nxt += 1
+        self.fin_received = True
+        self._wake()
+        self._send_ack(now)
+        if self.state in (S.SYN_RECEIVED, S.ESTABLISHED):
+            self.state = S.CLOSE_WAIT
+        elif self.state == S.FIN_WAIT_1:
+            if self.fin_seq is not None and self.snd_una > self.fin_seq:
+                self._enter_time_wait(now)
+            else:
+                self.state = S.CLOSING
+        elif self.state == S.FIN_WAIT_2:
+            self._enter_time_wait(now)
+        elif self.state == S.TIME_WAIT:
+            self._timewait_timer.arm(now + self.layer.stack.profile.tcp_timewait_len)
+
+    # ======================================================================================
+    # Introspection
+    # ======================================================================================
+    def tcp_info(self) -> dict[str, int]:
+        """TCP_INFO fields with Linux's names and units (microseconds for times)."""
+        mss = self.eff_mss() if self.remote is not None and self.state.synchronized else 0
+        return {
+            "tcpi_state": int(self.state),
+            "tcpi_retransmits": self.retransmits,
+            "tcpi_backoff": self.rto.backoffs,
+            "tcpi_options": (1 if self.ts_ok else 0) | (2 if self.sack_ok else 0) | (4 if self.ws_ok else 0),
+            "tcpi_snd_wscale": self.snd_wscale,
+            "tcpi_rcv_wscale": self.rcv_wscale,
+            "tcpi_rto": int(self.rto.rto * 1e6),
+            "tcpi_snd_mss": mss,
+            "tcpi_rcv_mss": self.mss_advertised,
+            "tcpi_unacked": (self.snd_max - self.snd_una + mss - 1) // mss if mss else 0,
+            "tcpi_rtt": int((self.rto.srtt or 0.0) * 1e6),
+            "tcpi_rttvar": int(self.rto.rttvar * 1e6),
+            "tcpi_snd_ssthresh": min(self.cc.ssthresh // max(mss, 1), 0x7FFFFFFF) if mss else 0,
+            "tcpi_snd_cwnd": self.cc.cwnd // mss if mss else self.layer.stack.profile.tcp_initial_cwnd,
+            "tcpi_total_retrans": self.total_retrans,
+            "tcpi_rcv_space": self._rcv_window(),
+        }
+
+    def __repr__(self) -> str:
+        def fmt(a: Address | None) -> str:
+            return f"{ipv4_str(a[0])}:{a[1]}" if a else "*"
+
+        return f"<TcpEndpoint {fmt(self.local)} -> {fmt(self.remote)} {self.state.name}>"

@@ -1,0 +1,264 @@
+"""TCP demultiplexing, port allocation and replies for segments nobody owns.
+
+- Demultiplexing (RFC 9293 §3.10.7): a segment goes to the connection with the
+  same 4-tuple, else to a listener on the local address or the wildcard.
+- A segment for no connection is answered per §3.10.7.1 (CLOSED): an RST is
+  dropped; a segment with ACK gets <SEQ=SEG.ACK><CTL=RST>; any other gets
+  <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.  Segments to broadcast or multicast
+  addresses are dropped silently (MUST-57).
+- Ephemeral ports for connect follow RFC 6056 §3.3.1 (random in
+  ip_local_port_range), preferring even ports as Linux's connect() does.
+- ISNs come from RFC 6528 (:mod:`refstack.tcp.isn`), keyed from the stack's seed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import TYPE_CHECKING
+
+from ..net.icmp import error_errno
+from ..net.interface import Interface
+from ..wire.addresses import Ipv4Addr, is_multicast_ipv4
+from ..wire.errors import WireError
+from ..wire.icmp import DEST_UNREACHABLE, UNREACH_FRAG_NEEDED, IcmpMessage
+from ..wire.ipv4 import PROTO_TCP, Ipv4Packet
+from ..wire.tcp import ACK, RST, TcpSegment, build_tcp
+from .endpoint import TcpEndpoint
+from .isn import IsnGenerator
+from .segment import Incoming, incoming
+from .seq import MASK
+from .state import TcpState
+
+if TYPE_CHECKING:
+    from ..stack import Stack
+
+ANY = bytes(4)
+FourTuple = tuple[Ipv4Addr, int, Ipv4Addr, int]
+
+
+class TcpLayer:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.isn = IsnGenerator(stack.rng.randbytes(16))
+        self.connections: dict[FourTuple, TcpEndpoint] = {}
+        self.listeners: dict[tuple[Ipv4Addr, int], TcpEndpoint] = {}
+        self._bound: dict[int, list[TcpEndpoint]] = {}
+
+    def endpoint(self) -> TcpEndpoint:
+        return TcpEndpoint(self)
+
+    # --- ports ----------------------------------------------------------------------
+    def bind(self, ep: TcpEndpoint, addr: Ipv4Addr, port: int) -> None:
+        if addr != ANY and not self.stack.ip.is_local(addr):
+            raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
+        if not 0 <= port <= 0xFFFF:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        if port == 0:
+            port = self._ephemeral(addr, None, even=False)
+        elif self._conflicts(ep, addr, port):
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+        ep.local = (addr, port)
+        self._bound.setdefault(port, []).append(ep)
+
+    def _conflicts(self, ep: TcpEndpoint, addr: Ipv4Addr, port: int) -> bool:
+        """Linux's bind conflict rule: same port and overlapping address conflict unless
+        both set SO_REUSEADDR and the other is not listening (TIME-WAIT sockets never
+        block a SO_REUSEADDR bind)."""
+        for other in self._bound.get(port, ()):
+            if other is ep or other.local is None:
+                continue
+            if not (other.local[0] == addr or ANY in (other.local[0], addr)):
+                continue
+            if ep.reuseaddr and other.reuseaddr and other.state != TcpState.LISTEN:
+                continue
+            if ep.reuseaddr and other.state == TcpState.TIME_WAIT:
+                continue
+            return True
+        return False
+
+    def _ephemeral(self, addr: Ipv4Addr, remote: tuple[Ipv4Addr, int] | None, *, even: bool) -> int:
+        low, high = self.stack.profile.ip_local_port_range
+        count = high - low + 1
+        start = self.stack.rng.randrange(count)
+        for parity_pass in (0, 1) if even else (None,):
+            for i in range(count):
+                port = low + (start + i) % count
+                if parity_pass is not None and (port % 2) != parity_pass:
+                    continue
+                if remote is not None:
+                    if (addr, port, remote[0], remote[1]) in self.connections:
+                        continue
+                    if any(
+                        o.local is not None and o.state == TcpState.LISTEN for o in self._bound.get(port, ())
+                    ):
+                        continue
+                    if port in self._bound and any(o.remote is None for o in self._bound[port]):
+                        continue
+                elif port in self._bound:
+                    continue
+                return port
+        raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))  # Linux: ports exhausted
+
+    def connect(self, ep: TcpEndpoint, addr: Ipv4Addr, port: int, source: Ipv4Addr) -> None:
+        """Pick the local address/port of an active open and index the connection."""
+        if ep.local is None:
+            local_port = self._ephemeral(source, (addr, port), even=True)
+            ep.local = (source, local_port)
+            self._bound.setdefault(local_port, []).append(ep)
+        elif ep.local[0] == ANY:
+            ep.local = (source, ep.local[1])
+        key = (ep.local[0], ep.local[1], addr, port)
+        if key in self.connections:
+            raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
+        ep.remote = (addr, port)
+        self.connections[key] = ep
+
+    def listen(self, ep: TcpEndpoint) -> None:
+        assert ep.local is not None
+        self.listeners[ep.local] = ep
+
+    def forget(self, ep: TcpEndpoint, *, listener: bool) -> None:
+        if ep.local is not None:
+            if listener and self.listeners.get(ep.local) is ep:
+                del self.listeners[ep.local]
+            if ep.remote is not None:
+                key = (ep.local[0], ep.local[1], ep.remote[0], ep.remote[1])
+                if self.connections.get(key) is ep:
+                    del self.connections[key]
+            peers = self._bound.get(ep.local[1])
+            if peers is not None and ep in peers:
+                peers.remove(ep)
+                if not peers:
+                    del self._bound[ep.local[1]]
+
+    def spawn_child(self, listener: TcpEndpoint, syn: Incoming, now: float) -> None:
+        """A SYN reached a listener (§3.10.7.2 third): a new connection in SYN-RECEIVED."""
+        child = TcpEndpoint(self, parent=listener)
+        child.local = self._pending_local
+        child.remote = self._pending_remote
+        assert child.local is not None and child.remote is not None
+        self.connections[(child.local[0], child.local[1], child.remote[0], child.remote[1])] = child
+        self._bound.setdefault(child.local[1], []).append(child)
+        listener.syn_queue.append(child)
+        child.start_passive(listener, syn, now)
+
+    # --- input -----------------------------------------------------------------------
+    def input(self, ip: Ipv4Packet, iface: Interface, now: float, *, link_broadcast: bool) -> None:
+        counters = self.stack.counters
+        if link_broadcast or is_multicast_ipv4(ip.dst) or self.stack.ip.is_broadcast(ip.dst):
+            counters["tcp_rx_broadcast_dropped"] += 1  # MUST-57
+            return
+        try:
+            seg = TcpSegment(ip.payload)
+        except WireError:
+            counters["tcp_rx_malformed"] += 1
+            return
+        if not seg.checksum_ok(ip.src, ip.dst):
+            counters["tcp_rx_bad_checksum"] += 1
+            return
+        counters["tcp_rx_segments"] += 1
+        key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
+        ep = self.connections.get(key)
+        if ep is not None:
+            ep.segment_arrives(incoming(seg, ep.rcv_nxt, ep.snd_una), now)
+            return
+        listener = self.listeners.get((ip.dst, seg.dst_port)) or self.listeners.get((ANY, seg.dst_port))
+        if listener is not None:
+            self._pending_local = (ip.dst, seg.dst_port)
+            self._pending_remote = (ip.src, seg.src_port)
+            listener.segment_arrives(incoming(seg, seg.seq, seg.ack), now)
+            return
+        counters["tcp_rx_no_socket"] += 1
+        self._reset_closed(ip.dst, ip.src, incoming(seg, seg.seq, seg.ack), seg, now)
+
+    _pending_local: tuple[Ipv4Addr, int] | None = None
+    _pending_remote: tuple[Ipv4Addr, int] | None = None
+
+    def _reset_closed(
+        self, local: Ipv4Addr, remote: Ipv4Addr, inc: Incoming, seg: TcpSegment, now: float
+    ) -> None:
+        """§3.10.7.1: reply to a segment for a connection that does not exist."""
+        if not inc.rst:
+            self._reset_reply((local, seg.dst_port), (remote, seg.src_port), inc, now)
+
+    def send_reset_for(self, inc: Incoming, ep: TcpEndpoint, now: float) -> None:
+        """The reset an endpoint owes for ``inc`` (a listener replies from the pending 4-tuple)."""
+        local = ep.local if ep.remote is not None else self._pending_local
+        remote = ep.remote if ep.remote is not None else self._pending_remote
+        assert local is not None and remote is not None
+        self._reset_reply(local, remote, inc, now)
+
+    def _reset_reply(
+        self, local: tuple[Ipv4Addr, int], remote: tuple[Ipv4Addr, int], inc: Incoming, now: float
+    ) -> None:
+        """<SEQ=SEG.ACK><CTL=RST> when the segment has ACK, else
+        <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> (RFC 9293 §3.10.7.1, §3.5.2)."""
+        if inc.has_ack:
+            self._send_reset(local, remote, seq=inc.ack, ack=None, now=now)
+        else:
+            self._send_reset(local, remote, seq=0, ack=inc.seq + inc.seg_len, now=now)
+
+    def _send_reset(
+        self,
+        local: tuple[Ipv4Addr, int],
+        remote: tuple[Ipv4Addr, int],
+        *,
+        seq: int,
+        ack: int | None,
+        now: float,
+    ) -> None:
+        flags = RST | (ACK if ack is not None else 0)
+        (src, sport), (dst, dport) = local, remote
+        segment = build_tcp(
+            src, dst, sport, dport, seq=seq & MASK, ack=(ack or 0) & MASK, flags=flags, window=0
+        )
+        self.stack.counters["tcp_tx_rst"] += 1
+        try:
+            self.stack.ip.output(dst, PROTO_TCP, segment, now, src=src, df=True)
+        except OSError:
+            self.stack.counters["tcp_tx_rst_unroutable"] += 1
+
+    def output(self, ep: TcpEndpoint, segment: bytes, now: float) -> None:
+        assert ep.remote is not None and ep.local is not None
+        self.stack.counters["tcp_tx_segments"] += 1
+        try:
+            self.stack.ip.output(
+                ep.remote[0], PROTO_TCP, segment, now, src=ep.local[0], ttl=ep.ttl, tos=ep.tos, df=True
+            )
+        except OSError as e:
+            self.stack.counters["tcp_tx_error"] += 1
+            ep.error = e.errno or 0
+
+    def icmp_error(self, msg: IcmpMessage, quoted: Ipv4Packet, now: float) -> None:
+        """RFC 1122 §4.2.3.9 / RFC 9293 §3.9.2 (SHLD-19...): frag-needed makes TCP
+        re-segment (RFC 1191 §6.4); hard errors abort a connection still in SYN-SENT
+        or SYN-RECEIVED; soft errors are recorded (Linux sk_err_soft)."""
+        payload = quoted.payload
+        if len(payload) < 8:
+            return
+        sport = int.from_bytes(payload[0:2], "big")
+        dport = int.from_bytes(payload[2:4], "big")
+        ep = self.connections.get((quoted.src, sport, quoted.dst, dport))
+        if ep is None:
+            self.stack.counters["tcp_icmp_no_socket"] += 1
+            return
+        seq = int.from_bytes(payload[4:8], "big")
+        in_flight = ((seq - (ep.snd_una & MASK)) & MASK) <= ((ep.snd_max - ep.snd_una) & MASK)
+        if not in_flight:
+            self.stack.counters["tcp_icmp_out_of_window"] += 1  # RFC 5927 §4.1 check
+            return
+        if msg.type == DEST_UNREACHABLE and msg.code == UNREACH_FRAG_NEEDED:
+            self.stack.counters["tcp_pmtu_resegment"] += 1
+            if ep.snd_max > ep.snd_una:
+                ep.snd_nxt = ep.snd_una
+                ep._retransmit_one(now)
+            return
+        mapped = error_errno(msg.type, msg.code)
+        if mapped is None:
+            return
+        err, fatal = mapped
+        if fatal and ep.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+            ep._abort(err)
+        else:
+            ep.soft_error = err
