@@ -31,13 +31,13 @@ import dpkt
 from scapy.layers.inet import IP, TCP
 from scapy.packet import Raw
 
-from refstack.wire.addresses import ipv4
+from refstack.wire.addresses import ipv4_addr
 from refstack.wire.ipv4 import Ipv4Packet, build_ipv4
 from refstack.wire.tcp import ACK, PSH, TcpSegment, build_tcp
 from refstack.wire.tcp_options import NOP, Mss, Sack, Timestamps
 
 SRC, DST = "192.168.0.1", "192.0.2.1"
-SRC_B, DST_B = ipv4(SRC), ipv4(DST)
+SRC_B, DST_B = ipv4_addr(SRC), ipv4_addr(DST)
 PAYLOAD = bytes(range(256)) * 3 + bytes(232)
 SEQ, ACK_NO, WINDOW, IDENT, TTL = 0x01020304, 0x0A0B0C0D, 502, 0x4242, 64
 OPTS = (Mss(1460), NOP, NOP, Timestamps(1000, 2000), NOP, NOP, Sack(((5000, 6000),)))

@@ -29,7 +29,7 @@ from .profile import Profile
 from .tcp.layer import TcpLayer
 from .timers import TimerQueue
 from .udp import UdpLayer
-from .wire.addresses import BROADCAST_MAC, Ipv4Addr, MacAddr, ipv4, is_multicast_ipv4, multicast_mac
+from .wire.addresses import BROADCAST_MAC, Ipv4Addr, MacAddr, ipv4_addr, is_multicast_ipv4, multicast_mac
 from .wire.addresses import mac as parse_mac
 from .wire.errors import WireError
 from .wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame, build_ethernet
@@ -49,7 +49,7 @@ class Transport(Protocol):
 
 
 def _addr(value: str | bytes) -> Ipv4Addr:
-    return ipv4(value) if isinstance(value, str) else bytes(value)
+    return ipv4_addr(value) if isinstance(value, str) else bytes(value)
 
 
 class Stack:

@@ -79,6 +79,7 @@ class TcpEndpoint:
         self.snd_wl2 = 0
         self.max_snd_wnd = 0
         self.snd_wscale = 0
+        self._snd_sml = 0  # end of the last small segment sent (Minshall's Nagle)
         self.snd_buf = bytearray()  # unacknowledged and unsent data, starting at iss + 1 + _buf_acked
         self._buf_seq = 0  # sequence number of snd_buf[0]
         self.fin_queued = False  # the application shut down writing: a FIN follows the data
@@ -506,7 +507,8 @@ class TcpEndpoint:
 
     def _syn_rto(self) -> float:
         """SYN retransmission timeout.  RFC 6298 §5.5 doubles it each time; Linux's
-        tcp_syn_linear_timeouts keeps the first N at the initial RTO (profile knob)."""
+        tcp_syn_linear_timeouts keeps it at the initial RTO until more than N timeouts
+        have passed (tcp_retransmit_timer: backoff only when total_rto > N)."""
         linear = self.layer.stack.profile.tcp_syn_linear_timeouts if self.state == S.SYN_SENT else 0
         doublings = max(0, self.retransmits - linear)
         return min(self.rto.initial * (1 << doublings), self.rto.maximum)
@@ -573,10 +575,11 @@ class TcpEndpoint:
                 if self.snd_max == self.snd_una:
                     self._arm_persist(now)
                 break
-            # Nagle (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4): hold a small segment while
-            # data is unacknowledged, unless TCP_NODELAY (TCP_CORK holds it regardless).
+            # Nagle (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4) in Minshall's variant, as Linux
+            # (tcp_minshall_check): hold a small segment while an earlier *small* segment
+            # is unacknowledged, unless TCP_NODELAY; TCP_CORK holds it regardless.
             small = size < mss and size == unsent and not fin_pending
-            if small and (self.cork or (not self.nodelay and self.snd_max > self.snd_una)):
+            if small and (self.cork or (not self.nodelay and self._snd_sml > self.snd_una)):
                 break
             start = self.snd_nxt - self._buf_seq
             payload = bytes(self.snd_buf[start : start + size])
@@ -590,6 +593,8 @@ class TcpEndpoint:
             if retransmission:
                 self.total_retrans += 1
             self.snd_nxt = end
+            if size < mss:
+                self._snd_sml = end
             if with_fin:
                 self._fin_sent(end)
             self.snd_max = max(self.snd_max, self.snd_nxt)
@@ -624,7 +629,12 @@ class TcpEndpoint:
         profile = self.layer.stack.profile
         counters = self.layer.stack.counters
         if self.state in (S.SYN_SENT, S.SYN_RECEIVED):
-            limit = profile.tcp_syn_retries if self.state == S.SYN_SENT else profile.tcp_synack_retries
+            # Linux allows tcp_syn_retries + tcp_syn_linear_timeouts SYN retransmissions
+            # (tcp_write_timeout), so the linear knob adds tries rather than replacing them.
+            if self.state == S.SYN_SENT:
+                limit = profile.tcp_syn_retries + profile.tcp_syn_linear_timeouts
+            else:
+                limit = profile.tcp_synack_retries
             if self.retransmits >= limit:
                 counters["tcp_syn_timeout"] += 1
                 self._abort(errno.ETIMEDOUT)
@@ -931,7 +941,16 @@ class TcpEndpoint:
         # first: sequence number check (SM-5).
         if not self._acceptable(seg):
             counters["tcp_rx_unacceptable"] += 1
-            if not seg.rst:
+            if seg.rst:
+                return
+            if seg.seg_len:
+                # Linux's tcp_send_dupack: a segment carrying data or FIN is always
+                # answered (only pure ACKs are rate limited, matrix D13), with a D-SACK
+                # when it lies below RCV.NXT (RFC 2883 §4).
+                if seg.seq < self.rcv_nxt and self.sack_ok and self.layer.stack.profile.tcp_dsack:
+                    self._dsack = (seg.seq, min(seg.end, self.rcv_nxt))
+                self._send_ack(now)
+            else:
                 self._send_ack_ratelimited(now)  # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
             return
         # RFC 7323 §4.3: remember the timestamp of the segment that covers Last.ACK.sent.

@@ -16,7 +16,7 @@ MacAddr = bytes
 BROADCAST_MAC: MacAddr = b"\xff" * 6
 
 
-def ipv4(text: str) -> Ipv4Addr:
+def ipv4_addr(text: str) -> Ipv4Addr:
     """``"192.0.2.1"`` -> ``b"\\xc0\\x00\\x02\\x01"`` (RFC 791 §3.1 address format).
 
     Only the strict dotted-decimal form is accepted (no ``inet_aton`` short or hex forms).

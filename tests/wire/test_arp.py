@@ -7,7 +7,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from scapy.layers.l2 import ARP, Ether
 
-from refstack.wire.addresses import BROADCAST_MAC, ipv4, ipv4_str, mac, mac_str
+from refstack.wire.addresses import BROADCAST_MAC, ipv4_addr, ipv4_str, mac, mac_str
 from refstack.wire.arp import (
     HTYPE_ETHERNET,
     OP_REPLY,
@@ -62,13 +62,13 @@ def test_golden_request_in_frame() -> None:
     p = ArpPacket(frame.payload)  # 46 bytes: the 18 bytes of padding are ignored
     assert (p.htype, p.ptype, p.hlen, p.plen, p.op) == (HTYPE_ETHERNET, PTYPE_IPV4, 6, 4, OP_REQUEST)
     assert p.sender_hw == mac("00:1a:2b:3c:4d:5e")
-    assert p.sender_proto == ipv4("192.168.0.2")
+    assert p.sender_proto == ipv4_addr("192.168.0.2")
     assert p.target_hw == bytes(6)
-    assert p.target_proto == ipv4("192.168.0.1")
+    assert p.target_proto == ipv4_addr("192.168.0.1")
     assert p.is_ethernet_ipv4
     assert bytes(p) == REQUEST
     assert repr(p) == "<ArpPacket who-has 192.168.0.1 tell 192.168.0.2 (00:1a:2b:3c:4d:5e)>"
-    built = build_arp(OP_REQUEST, p.sender_hw, ipv4("192.168.0.2"), bytes(6), ipv4("192.168.0.1"))
+    built = build_arp(OP_REQUEST, p.sender_hw, ipv4_addr("192.168.0.2"), bytes(6), ipv4_addr("192.168.0.1"))
     assert built == REQUEST
     assert build_ethernet(BROADCAST_MAC, p.sender_hw, ETHERTYPE_ARP, built, pad=True) == REQUEST_FRAME
 
@@ -77,9 +77,9 @@ def test_golden_reply() -> None:
     p = ArpPacket(REPLY)
     assert (p.htype, p.ptype, p.hlen, p.plen, p.op) == (1, 0x0800, 6, 4, OP_REPLY)
     assert p.sender_hw == mac("00:11:22:33:44:55")
-    assert p.sender_proto == ipv4("192.168.0.1")
+    assert p.sender_proto == ipv4_addr("192.168.0.1")
     assert p.target_hw == mac("00:1a:2b:3c:4d:5e")
-    assert p.target_proto == ipv4("192.168.0.2")
+    assert p.target_proto == ipv4_addr("192.168.0.2")
     assert p.is_ethernet_ipv4
     assert "192.168.0.1 is-at 00:11:22:33:44:55" in repr(p)
     assert build_arp(OP_REPLY, p.sender_hw, p.sender_proto, p.target_hw, p.target_proto) == REPLY
@@ -278,7 +278,7 @@ def test_builder_guards() -> None:
 
 def test_accepts_bytearray_and_memoryview() -> None:
     assert bytes(ArpPacket(bytearray(REPLY))) == REPLY
-    assert ArpPacket(memoryview(REQUEST_FRAME)[14:]).target_proto == ipv4("192.168.0.1")
+    assert ArpPacket(memoryview(REQUEST_FRAME)[14:]).target_proto == ipv4_addr("192.168.0.1")
 
 
 # --- robustness: anything in, a view or WireError out ---------------------------------

@@ -12,7 +12,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror
 from scapy.packet import Raw
 from scapy.utils import checksum as scapy_checksum
 
-from refstack.wire.addresses import ipv4
+from refstack.wire.addresses import ipv4_addr
 from refstack.wire.errors import WireError
 from refstack.wire.icmp import (
     DEST_UNREACHABLE,
@@ -100,8 +100,8 @@ def test_golden_frag_needed() -> None:
     q = m.quoted
     assert q is not None and q.truncated
     assert (q.src, q.dst, q.protocol, q.total_length) == (
-        ipv4("192.168.1.10"),
-        ipv4("198.51.100.7"),
+        ipv4_addr("192.168.1.10"),
+        ipv4_addr("198.51.100.7"),
         6,
         1500,
     )
@@ -116,7 +116,7 @@ def test_golden_time_exceeded() -> None:
     m = IcmpMessage(GOLDEN_TIME_EXCEEDED)
     assert (m.type, m.code, m.checksum, m.rest) == (TIME_EXCEEDED, TIME_EXCEEDED_TTL, 0xD08A, bytes(4))
     q = m.quoted
-    assert q is not None and (q.ttl, q.protocol, q.dst) == (1, 17, ipv4("8.8.8.8"))
+    assert q is not None and (q.ttl, q.protocol, q.dst) == (1, 17, ipv4_addr("8.8.8.8"))
     assert q.payload[2:4] == (33434).to_bytes(2, "big")
     assert build_icmp_time_exceeded(TIME_EXCEEDED_TTL, m.body) == GOLDEN_TIME_EXCEEDED
 
@@ -126,7 +126,7 @@ def test_golden_port_unreachable() -> None:
     assert (m.type, m.code, m.checksum, m.next_hop_mtu) == (DEST_UNREACHABLE, UNREACH_PORT, 0x4E2F, 0)
     q = m.quoted
     assert q is not None and q.truncated and q.total_length == 56  # header + 8 of 36 UDP bytes
-    assert (q.src, q.dst) == (ipv4("192.0.2.10"), ipv4("192.0.2.53"))
+    assert (q.src, q.dst) == (ipv4_addr("192.0.2.10"), ipv4_addr("192.0.2.53"))
     assert build_icmp_unreachable(UNREACH_PORT, m.body) == GOLDEN_PORT_UNREACH
 
 
@@ -135,7 +135,7 @@ def test_parameter_problem_and_redirect_getters() -> None:
     m = IcmpMessage(build_icmp_parameter_problem(9, quote))
     assert (m.type, m.code, m.pointer, m.rest) == (PARAMETER_PROBLEM, 0, 9, b"\x09\x00\x00\x00")
     assert m.is_error and m.checksum_ok() and "ptr=9" in repr(m)
-    gw = ipv4("192.168.1.254")
+    gw = ipv4_addr("192.168.1.254")
     r = IcmpMessage(build_icmp_redirect(REDIRECT_HOST, gw, quote))
     assert (r.type, r.code, r.gateway) == (REDIRECT, REDIRECT_HOST, gw)
     assert r.is_error and r.checksum_ok() and "gw=192.168.1.254" in repr(r)
@@ -164,8 +164,8 @@ def test_memoryview_and_bytearray_accepted() -> None:
 
 # --- quote_datagram (RFC 1812 §4.3.2.3) ----------------------------------------------
 
-SRC = ipv4("192.0.2.1")
-DST = ipv4("198.51.100.7")
+SRC = ipv4_addr("192.0.2.1")
+DST = ipv4_addr("198.51.100.7")
 
 
 def test_quote_full_size_segment_to_576() -> None:

@@ -20,7 +20,7 @@ from scapy.layers.igmp import (
 from scapy.packet import Raw
 from scapy.utils import checksum as scapy_checksum
 
-from refstack.wire.addresses import ipv4
+from refstack.wire.addresses import ipv4_addr
 from refstack.wire.errors import WireError
 from refstack.wire.igmp import (
     ALL_HOSTS,
@@ -51,7 +51,7 @@ from refstack.wire.igmp import (
 from refstack.wire.ipv4 import ROUTER_ALERT, Ipv4Packet, build_ipv4
 from tests.wire.reference import word_loop_checksum
 
-GROUP = ipv4("239.1.2.3")
+GROUP = ipv4_addr("239.1.2.3")
 
 
 def _with_checksum(template_hex: str) -> bytes:
@@ -105,9 +105,9 @@ def test_golden_checksums_match_hand_values() -> None:
 
 
 def test_well_known_groups() -> None:
-    assert ipv4("224.0.0.1") == ALL_HOSTS
-    assert ipv4("224.0.0.2") == ALL_ROUTERS
-    assert ipv4("224.0.0.22") == IGMPV3_ROUTERS
+    assert ipv4_addr("224.0.0.1") == ALL_HOSTS
+    assert ipv4_addr("224.0.0.2") == ALL_ROUTERS
+    assert ipv4_addr("224.0.0.22") == IGMPV3_ROUTERS
 
 
 def test_golden_v3_join() -> None:
@@ -123,7 +123,7 @@ def test_golden_v3_join() -> None:
 def test_golden_v3_join_in_its_ipv4_datagram() -> None:
     # Linux: TOS 0xc0, TTL 1, DF, Router Alert, to 224.0.0.22 (RFC 3376 §4).
     pkt = build_ipv4(
-        ipv4("192.168.0.1"),
+        ipv4_addr("192.168.0.1"),
         IGMPV3_ROUTERS,
         2,
         GOLDEN_V3_JOIN,
@@ -172,7 +172,7 @@ def test_golden_v3_group_and_source_specific_query() -> None:
     q = parse_igmp(GOLDEN_V3_GSS_QUERY)
     assert isinstance(q, IgmpV3Query)
     assert (q.group, q.max_resp_time, q.s_flag, q.qrv) == (GROUP, 10, True, 2)
-    assert q.sources == (ipv4("192.0.2.1"), ipv4("192.0.2.2"))
+    assert q.sources == (ipv4_addr("192.0.2.1"), ipv4_addr("192.0.2.2"))
     assert " S " in repr(q)
     rebuilt = build_igmp_v3_query(GROUP, max_resp_code=10, s_flag=True, sources=q.sources)
     assert rebuilt == GOLDEN_V3_GSS_QUERY
@@ -182,8 +182,8 @@ def test_golden_v3_report_two_records() -> None:
     r = parse_igmp(GOLDEN_V3_REPORT)
     assert isinstance(r, IgmpV3Report)
     want = (
-        GroupRecord(MODE_IS_INCLUDE, GROUP, (ipv4("192.0.2.1"), ipv4("192.0.2.2"))),
-        GroupRecord(BLOCK_OLD_SOURCES, ipv4("239.1.2.4"), (ipv4("192.0.2.3"),)),
+        GroupRecord(MODE_IS_INCLUDE, GROUP, (ipv4_addr("192.0.2.1"), ipv4_addr("192.0.2.2"))),
+        GroupRecord(BLOCK_OLD_SOURCES, ipv4_addr("239.1.2.4"), (ipv4_addr("192.0.2.3"),)),
     )
     assert r.records == want and r.checksum_ok()
     assert build_igmp_v3_report(want) == GOLDEN_V3_REPORT
@@ -238,7 +238,7 @@ def test_unknown_type_gives_an_igmp_message() -> None:
 
 
 def test_aux_data_record() -> None:
-    rec = GroupRecord(MODE_IS_EXCLUDE, GROUP, (ipv4("10.0.0.1"),), b"abcdefgh")
+    rec = GroupRecord(MODE_IS_EXCLUDE, GROUP, (ipv4_addr("10.0.0.1"),), b"abcdefgh")
     raw = build_igmp_v3_report([rec, GroupRecord(ALLOW_NEW_SOURCES, GROUP)])
     assert raw[9] == 2  # Aux Data Len counts 32-bit words
     r = IgmpV3Report(raw)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, IPOption
 
-from refstack.wire.addresses import ipv4
+from refstack.wire.addresses import ipv4_addr
 from refstack.wire.errors import WireError
 from refstack.wire.ipv4 import (
     OPT_NOP,
@@ -34,7 +34,7 @@ def test_golden_header_fields() -> None:
     assert p.dont_fragment and not p.more_fragments and not p.evil
     assert (p.flags, p.fragment_offset, p.is_fragment) == (2, 0, False)
     assert (p.ttl, p.protocol, p.checksum) == (64, 17, 0xB861)
-    assert p.src == ipv4("192.168.0.1") and p.dst == ipv4("192.168.0.199")
+    assert p.src == ipv4_addr("192.168.0.1") and p.dst == ipv4_addr("192.168.0.199")
     assert p.options == () and p.payload == bytes(0x73 - 20)
     assert p.checksum_ok()
 
@@ -59,15 +59,15 @@ def test_golden_router_alert_header() -> None:
 
 
 def test_trailing_link_padding_is_not_payload() -> None:
-    pkt = build_ipv4(ipv4("192.0.2.1"), ipv4("192.168.0.1"), 17, b"abc")
+    pkt = build_ipv4(ipv4_addr("192.0.2.1"), ipv4_addr("192.168.0.1"), 17, b"abc")
     p = Ipv4Packet(pkt + b"\x00" * 20)
     assert p.payload == b"abc" and bytes(p) == pkt
 
 
 def test_fragment_fields() -> None:
     pkt = build_ipv4(
-        ipv4("192.0.2.1"),
-        ipv4("192.168.0.1"),
+        ipv4_addr("192.0.2.1"),
+        ipv4_addr("192.168.0.1"),
         17,
         b"x" * 8,
         ident=0xBEEF,
@@ -80,18 +80,18 @@ def test_fragment_fields() -> None:
 
 
 def test_last_fragment_is_a_fragment() -> None:
-    p = Ipv4Packet(build_ipv4(ipv4("192.0.2.1"), ipv4("192.168.0.1"), 17, b"x", fragment_offset=8))
+    p = Ipv4Packet(build_ipv4(ipv4_addr("192.0.2.1"), ipv4_addr("192.168.0.1"), 17, b"x", fragment_offset=8))
     assert p.is_fragment and not p.more_fragments
 
 
 def test_bad_checksum_detected_and_override_kept() -> None:
-    pkt = build_ipv4(ipv4("192.0.2.1"), ipv4("192.168.0.1"), 6, b"", checksum_value=0x1234)
+    pkt = build_ipv4(ipv4_addr("192.0.2.1"), ipv4_addr("192.168.0.1"), 6, b"", checksum_value=0x1234)
     p = Ipv4Packet(pkt)
     assert p.checksum == 0x1234 and not p.checksum_ok()
 
 
 def test_truncated_view_for_icmp_quotes() -> None:
-    pkt = build_ipv4(ipv4("192.0.2.1"), ipv4("192.168.0.1"), 6, b"y" * 100)
+    pkt = build_ipv4(ipv4_addr("192.0.2.1"), ipv4_addr("192.168.0.1"), 6, b"y" * 100)
     p = Ipv4Packet(pkt[:28], truncated=True)
     assert p.truncated and p.total_length == 120 and p.payload == b"y" * 8
 
@@ -152,7 +152,7 @@ def test_trap_option_without_length_octet() -> None:
 
 
 def test_builder_rejects_impossible_values() -> None:
-    a = ipv4("192.0.2.1")
+    a = ipv4_addr("192.0.2.1")
     for kwargs in ({"ttl": 256}, {"fragment_offset": 3}, {"ident": -1}, {"tos": 300}):
         with pytest.raises(WireError):
             build_ipv4(a, a, 6, b"", **kwargs)  # type: ignore[arg-type]
@@ -276,7 +276,7 @@ def test_scapy_built_parsed_by_ours(
         / payload
     )
     p = Ipv4Packet(raw)
-    assert (p.src, p.dst) == (ipv4(src), ipv4(dst))
+    assert (p.src, p.dst) == (ipv4_addr(src), ipv4_addr(dst))
     assert (p.protocol, p.ttl, p.tos, p.ident) == (proto, ttl, tos, ident)
     assert (p.flags, p.fragment_offset) == (flags, frag * 8)
     assert p.payload == payload and p.checksum_ok()

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refstack.wire.addresses import BROADCAST_MAC, ipv4, mac
+from refstack.wire.addresses import BROADCAST_MAC, ipv4_addr, mac
 from refstack.wire.arp import OP_REQUEST, ArpPacket, build_arp
 from refstack.wire.errors import WireError
 from refstack.wire.ethernet import ETHERTYPE_IPV4, EthernetFrame, VlanTag, build_ethernet
@@ -26,9 +26,9 @@ from refstack.wire.tcp import SYN, TcpSegment, build_tcp
 from refstack.wire.tcp_options import NOP, SACK_PERMITTED, Mss, Sack, Timestamps, WindowScale
 from refstack.wire.udp import UdpDatagram, build_udp
 
-A = ipv4("192.168.0.1")
-B = ipv4("192.0.2.1")
-GROUP = ipv4("239.1.2.3")
+A = ipv4_addr("192.168.0.1")
+B = ipv4_addr("192.0.2.1")
+GROUP = ipv4_addr("239.1.2.3")
 
 TCP_SEED = build_tcp(
     A,

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, TCPOptions
 
-from refstack.wire.addresses import ipv4
+from refstack.wire.addresses import ipv4_addr
 from refstack.wire.errors import WireError
 from refstack.wire.tcp import ACK, AE, FIN, PSH, RST, SYN, TcpFlag, TcpSegment, build_tcp, flags_str
 from refstack.wire.tcp_options import (
@@ -27,8 +27,8 @@ from refstack.wire.tcp_options import (
 )
 from tests.wire.reference import pseudo_header, word_loop_checksum
 
-LOCAL = ipv4("192.168.0.1")
-REMOTE = ipv4("192.0.2.1")
+LOCAL = ipv4_addr("192.168.0.1")
+REMOTE = ipv4_addr("192.0.2.1")
 
 # A Linux SYN: mss 1460, sackOK, TS val 1000 ecr 0, nop, wscale 7 (that option order).
 SYN_NO_CSUM = bytes.fromhex(
@@ -49,7 +49,7 @@ def test_golden_linux_syn_fields() -> None:
     assert (s.mss, s.window_scale, s.sack_permitted, s.timestamps) == (1460, 7, True, Timestamps(1000, 0))
     assert s.sack_blocks == () and s.payload == b"" and s.segment_length == 1
     assert s.checksum_ok(LOCAL, REMOTE)
-    assert not s.checksum_ok(REMOTE, ipv4("192.0.2.2"))
+    assert not s.checksum_ok(REMOTE, ipv4_addr("192.0.2.2"))
 
 
 def test_golden_linux_syn_rebuilt_exactly() -> None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 
-from refstack.wire.addresses import ipv4, ipv4_str
+from refstack.wire.addresses import ipv4_addr, ipv4_str
 from refstack.wire.errors import WireError
 from refstack.wire.ipv4 import PROTO_UDP, Ipv4Packet, build_ipv4
 from refstack.wire.udp import UdpDatagram, build_udp
@@ -35,8 +35,8 @@ def ref_udp_checksum(src: bytes, dst: bytes, datagram: bytes) -> int:
 
 # --- golden datagrams, written out by hand ------------------------------------------------
 
-CLIENT = ipv4("192.168.0.2")
-RESOLVER = ipv4("8.8.8.8")
+CLIENT = ipv4_addr("192.168.0.2")
+RESOLVER = ipv4_addr("8.8.8.8")
 
 # A DNS query for example.com/A from 192.168.0.2:53123 to 8.8.8.8:53.
 DNS_PAYLOAD = bytes.fromhex(
@@ -63,7 +63,7 @@ def test_golden_dns_query() -> None:
     assert d.payload == DNS_PAYLOAD
     assert bytes(d) == DNS_QUERY
     assert d.checksum_ok(CLIENT, RESOLVER)
-    assert not d.checksum_ok(RESOLVER, ipv4("8.8.4.4"))
+    assert not d.checksum_ok(RESOLVER, ipv4_addr("8.8.4.4"))
     assert repr(d) == "<UdpDatagram 53123 > 53 len=37 cksum=0x7d8f>"
     assert build_udp(CLIENT, RESOLVER, 53123, 53, DNS_PAYLOAD) == DNS_QUERY
 
@@ -202,7 +202,7 @@ def test_trap_zero_checksum_is_accepted() -> None:
 def test_trap_computed_zero_checksum_is_sent_as_all_ones() -> None:
     # Choose the 2-byte payload that makes the one's complement sum 0xFFFF, so the computed
     # checksum is 0: RFC 768 says to send it as all ones, 0 meaning "none".
-    src, dst, sport, dport = ipv4("10.0.0.1"), ipv4("10.0.0.2"), 1000, 2000
+    src, dst, sport, dport = ipv4_addr("10.0.0.1"), ipv4_addr("10.0.0.2"), 1000, 2000
     pseudo = src + dst + bytes((0, 17, 0, 10))  # UDP length 10: header and a 2-byte payload
     ports_and_length = sport.to_bytes(2, "big") + dport.to_bytes(2, "big") + (10).to_bytes(2, "big")
     rest = ref_checksum(pseudo + ports_and_length)  # the complement of everything but the payload
