@@ -243,7 +243,7 @@ class TcpEndpoint:
         self._connect_errno = 0
         self._send_syn(now)
 
-    def send(self, data: bytes, now: float) -> int:
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
         """RFC 9293 §3.10.2 SEND: queue data; SYN-SENT and SYN-RECEIVED queue too."""
         if self.error and self.state == S.CLOSED:
             raise _oserror(self.take_error())
@@ -353,6 +353,17 @@ class TcpEndpoint:
         if self.ts_ok:
             mss -= TS_OPTION_LEN
         return max(mss, self.layer.stack.profile.tcp_min_snd_mss)
+
+    def _current_mss(self) -> int:
+        """The payload that fits the next segment: the effective MSS less the SACK
+        blocks it will carry (Linux tcp_current_mss), so data never exceeds the MTU."""
+        mss = self.eff_mss()
+        if self.sack_ok:
+            blocks = len(self.ooo.ranges()) + (1 if self._dsack is not None else 0)
+            blocks = min(blocks, 3 if self.ts_ok else 4)
+            if blocks:
+                mss -= 4 + 8 * blocks  # NOP NOP kind len, then 8 bytes a block
+        return mss
 
     def _syn_options(self, *, reply_to: Incoming | None) -> list[TcpOption]:
         """Linux's SYN option layout: MSS, SACK-permitted+TS (or NOP NOP TS), NOP WS;
@@ -551,7 +562,7 @@ class TcpEndpoint:
         (§3.8.6.2.1) allow, then a FIN if the application closed (§3.10.4)."""
         if self.state not in (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK):
             return
-        mss = self.eff_mss()
+        mss = self._current_mss()
         while True:
             data_end = self._buf_seq + len(self.snd_buf)
             self.snd_nxt = max(self.snd_nxt, self.snd_una)
@@ -668,7 +679,7 @@ class TcpEndpoint:
     def _retransmit_one(self, now: float) -> None:
         """Resend one MSS from SND.UNA (or the FIN alone)."""
         data_end = self._buf_seq + len(self.snd_buf)
-        mss = self.eff_mss()
+        mss = self._current_mss()
         self.total_retrans += 1
         if self.snd_una < data_end:
             start = self.snd_una - self._buf_seq

@@ -230,3 +230,18 @@ def test_send_after_peer_reset_raises(conn: Conn) -> None:
     with pytest.raises(OSError) as info:
         conn.send(b"x")
     assert info.value.errno in (errno.ECONNRESET, errno.EPIPE)
+
+
+def test_data_segments_carrying_sack_blocks_fit_the_mtu() -> None:
+    """Regression: full-size data with SACK blocks exceeded the MTU (EMSGSIZE).  The
+    payload shrinks by the SACK option (Linux tcp_current_mss)."""
+    from refstack.wire import SACK_PERMITTED
+
+    c = establish(options=[Mss(1460), SACK_PERMITTED])
+    c.peer.inject(".", 5001, c.iss + 1, payload=b"o" * 100)  # out of order: one SACK block
+    c.peer.expect(".", ack=1)
+    c.send(DATA[:3000])
+    seg = c.peer.expect(".", seq=c.iss + 1)
+    assert seg.sack_blocks == ((5001, 5101),)
+    assert 20 + seg.header_length + seg.payload_length <= 1500
+    assert seg.payload_length == 1460 - 12
