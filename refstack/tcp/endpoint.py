@@ -80,6 +80,7 @@ class TcpEndpoint:
         self.max_snd_wnd = 0
         self.snd_wscale = 0
         self._snd_sml = 0  # end of the last small segment sent (Minshall's Nagle)
+        self._rtx_next: int | None = None  # go-back retransmission cursor after an RTO
         self.snd_buf = bytearray()  # unacknowledged and unsent data, starting at iss + 1 + _buf_acked
         self._buf_seq = 0  # sequence number of snd_buf[0]
         self.fin_queued = False  # the application shut down writing: a FIN follows the data
@@ -559,53 +560,69 @@ class TcpEndpoint:
 
     def _output(self, now: float) -> None:
         """Send what the windows, Nagle (RFC 9293 §3.7.4) and sender SWS avoidance
-        (§3.8.6.2.1) allow, then a FIN if the application closed (§3.10.4)."""
+        (§3.8.6.2.1) allow, then a FIN if the application closed (§3.10.4).
+
+        After a retransmission timeout the segments from SND.UNA on are resent from a
+        retransmission cursor (RFC 6298 §5.4 and the go-back of RFC 5681 §3.1's slow
+        start).  SND.NXT itself never moves back, as in Linux: a pure ACK sent then
+        still carries a current sequence number, which the peer must find acceptable
+        (§3.10.7.4 first); lowering it would make the peer drop our ACKs."""
         if self.state not in (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK):
             return
         mss = self._current_mss()
         while True:
             data_end = self._buf_seq + len(self.snd_buf)
-            self.snd_nxt = max(self.snd_nxt, self.snd_una)
-            unsent = data_end - self.snd_nxt
-            window_end = self.snd_una + min(self.snd_wnd, self.cc.cwnd)
-            usable = window_end - self.snd_nxt
-            # The FIN (once queued, its sequence number is the end of the data) still
-            # needs sending while SND.NXT has not passed it.
-            fin_pending = self.fin_queued and self.snd_nxt <= data_end
+            rtx = self._rtx_next
+            if rtx is not None and rtx < self.snd_una:
+                rtx = self.snd_una
+            if rtx is not None and rtx >= self.snd_nxt:
+                rtx = None
+            self._rtx_next = rtx
+            point = rtx if rtx is not None else self.snd_nxt
+            usable = self.snd_una + min(self.snd_wnd, self.cc.cwnd) - point
+            unsent = data_end - point
+            # The FIN's sequence number is the end of the data; it is (re)sent while
+            # the send point has not passed it.
+            fin_pending = self.fin_queued and point <= data_end
             if unsent <= 0:
                 if fin_pending:
-                    self._send_fin(now)  # a bare FIN goes even into a closed window
+                    self._send_fin(now, data_end)  # a bare FIN goes even into a closed window
+                self._rtx_next = None
                 break
             if usable <= 0:
                 if self.snd_wnd == 0 and self.snd_max == self.snd_una:
                     self._arm_persist(now)
                 break
             size = min(mss, unsent, usable)
-            # Sender SWS avoidance: a partial window only when it is half the peer's max.
-            if size < mss and size < unsent and size < self.max_snd_wnd // 2:
-                if self.snd_max == self.snd_una:
-                    self._arm_persist(now)
-                break
-            # Nagle (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4) in Minshall's variant, as Linux
-            # (tcp_minshall_check): hold a small segment while an earlier *small* segment
-            # is unacknowledged, unless TCP_NODELAY; TCP_CORK holds it regardless.
-            small = size < mss and size == unsent and not fin_pending
-            if small and (self.cork or (not self.nodelay and self._snd_sml > self.snd_una)):
-                break
-            start = self.snd_nxt - self._buf_seq
+            if rtx is not None:
+                size = min(size, self.snd_nxt - point)  # the go-back resends only what was sent
+            if rtx is None:
+                # Sender SWS avoidance: a partial window only when it is half the peer's max.
+                if size < mss and size < unsent and size < self.max_snd_wnd // 2:
+                    if self.snd_max == self.snd_una:
+                        self._arm_persist(now)
+                    break
+                # Nagle (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4) in Minshall's variant, as
+                # Linux (tcp_minshall_check): hold a small segment while an earlier
+                # *small* one is unacknowledged, unless TCP_NODELAY; TCP_CORK holds it.
+                small = size < mss and size == unsent and not fin_pending
+                if small and (self.cork or (not self.nodelay and self._snd_sml > self.snd_una)):
+                    break
+            start = point - self._buf_seq
             payload = bytes(self.snd_buf[start : start + size])
-            end = self.snd_nxt + size
+            end = point + size
             with_fin = fin_pending and end == data_end  # Linux lets the FIN ride on the last data
             flags = ACK | (PSH if end == data_end else 0) | (FIN if with_fin else 0)
-            retransmission = self.snd_nxt < self.snd_max
-            self._emit(flags, self.snd_nxt, payload)
-            if not retransmission and self._rtt_seq is None and not self.ts_ok:
-                self._rtt_seq, self._rtt_start = end, now
-            if retransmission:
+            self._emit(flags, point, payload)
+            if rtx is None:
+                if self._rtt_seq is None and not self.ts_ok:
+                    self._rtt_seq, self._rtt_start = end, now
+                self.snd_nxt = end
+                if size < mss:
+                    self._snd_sml = end
+            else:
                 self.total_retrans += 1
-            self.snd_nxt = end
-            if size < mss:
-                self._snd_sml = end
+                self._rtx_next = end
             if with_fin:
                 self._fin_sent(end)
             self.snd_max = max(self.snd_max, self.snd_nxt)
@@ -614,9 +631,9 @@ class TcpEndpoint:
             if with_fin:
                 break
 
-    def _send_fin(self, now: float) -> None:
-        self._emit(FIN | ACK, self.snd_nxt)
-        self._fin_sent(self.snd_nxt)
+    def _send_fin(self, now: float, seq: int) -> None:
+        self._emit(FIN | ACK, seq)
+        self._fin_sent(seq)
         self.snd_max = max(self.snd_max, self.snd_nxt)
         if not self._rtx_timer.armed:
             self._rtx_timer.arm(now + self.rto.rto)
@@ -672,27 +689,40 @@ class TcpEndpoint:
         self.rto.backoff()
         self.dupacks = 0
         self._rtt_seq = None  # Karn: no sample from a retransmitted segment
-        self.snd_nxt = self.snd_una  # go back: what follows is resent as the window reopens
         self._rtx_timer.arm(now + self.rto.rto)
-        self._retransmit_one(now)
+        # Go back: resend SND.UNA's segment now, the rest as the window reopens.
+        self._rtx_next = self._retransmit_one(now)
 
-    def _retransmit_one(self, now: float) -> None:
-        """Resend one MSS from SND.UNA (or the FIN alone)."""
+    def _retransmit_one(self, now: float) -> int:
+        """Resend one MSS from SND.UNA (with the FIN if it is the last data, or the FIN
+        alone); return the sequence number after what was resent."""
         data_end = self._buf_seq + len(self.snd_buf)
         mss = self._current_mss()
         self.total_retrans += 1
         if self.snd_una < data_end:
             start = self.snd_una - self._buf_seq
-            payload = bytes(self.snd_buf[start : start + mss])
+            # Only what was sent before: the MSS may have grown since (fewer SACK blocks),
+            # and octets past SND.NXT are new data the window may not allow.
+            size = min(mss, max(self.snd_nxt - self.snd_una, 1))
+            payload = bytes(self.snd_buf[start : start + size])
             end = self.snd_una + len(payload)
             fin = self.fin_queued and end == data_end
             self._emit(ACK | (PSH if end == data_end else 0) | (FIN if fin else 0), self.snd_una, payload)
-            self.snd_nxt = max(self.snd_nxt, end)
             if fin:
                 self._fin_sent(end)
-        elif self.fin_queued:
+                return end + 1
+            return end
+        if self.fin_queued:
             self._emit(FIN | ACK, data_end)
             self._fin_sent(data_end)
+            return data_end + 1
+        return self.snd_una
+
+    def resegment(self, now: float) -> None:
+        """The path MTU fell (RFC 1191 §6.4): resend what is in flight at the new size."""
+        if self.snd_max > self.snd_una:
+            self._rtx_next = self._retransmit_one(now)
+            self._output(now)
 
     def _on_delack_timer(self, now: float) -> None:
         if self.state.synchronized or self.state == S.SYN_RECEIVED:

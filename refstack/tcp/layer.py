@@ -250,9 +250,7 @@ class TcpLayer:
             return
         if msg.type == DEST_UNREACHABLE and msg.code == UNREACH_FRAG_NEEDED:
             self.stack.counters["tcp_pmtu_resegment"] += 1
-            if ep.snd_max > ep.snd_una:
-                ep.snd_nxt = ep.snd_una
-                ep._retransmit_one(now)
+            ep.resegment(now)
             return
         mapped = error_errno(msg.type, msg.code)
         if mapped is None:

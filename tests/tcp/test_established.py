@@ -245,3 +245,35 @@ def test_data_segments_carrying_sack_blocks_fit_the_mtu() -> None:
     assert seg.sack_blocks == ((5001, 5101),)
     assert 20 + seg.header_length + seg.payload_length <= 1500
     assert seg.payload_length == 1460 - 12
+
+
+def test_rto_keeps_snd_nxt_so_our_acks_stay_acceptable(conn: Conn) -> None:
+    """Regression: go-back after an RTO lowered SND.NXT, so our pure ACKs carried a
+    sequence number below the peer's RCV.NXT and were dropped (a two-way deadlock).
+    SND.NXT must stay the highest sequence number sent, as in Linux."""
+    p, iss = conn.peer, conn.iss
+    conn.send(DATA[:3000])
+    for _ in range(3):
+        p.out.popleft()
+    p.at(0.2)
+    p.expect(".", seq=iss + 1, length=1000)  # the RTO retransmission
+    p.inject("P.", 1, iss + 1, payload=b"x" * 10)  # peer data: we ACK it
+    p.expect(".", seq=iss + 3001, ack=11, length=0)
+
+
+def test_retransmission_never_exceeds_what_was_sent() -> None:
+    """Regression: once SACK blocks were gone the MSS grew, and an RTO retransmission
+    resent a full MSS from SND.UNA, past SND.NXT and the peer's window."""
+    from refstack.wire import SACK_PERMITTED
+
+    c = establish(options=[Mss(1460), SACK_PERMITTED], win=1448)
+    p, iss = c.peer, c.iss
+    p.inject(".", 5001, iss + 1, win=1448, payload=b"o" * 100)  # a SACK block shrinks the MSS
+    p.expect(".", ack=1)
+    c.send(DATA[:5000])
+    p.expect(".", seq=iss + 1, length=1460 - 12)  # 1460 less one SACK block (12 bytes)
+    p.inject(".", 1, iss + 1, win=1448, payload=b"f" * 5000)  # fills the hole: no more SACK blocks
+    p.expect(".", ack=5101)
+    p.at(0.2)
+    p.expect(".", seq=iss + 1, length=1448)  # the same octets, not a full 1460
+    assert c.ep.snd_nxt == iss + 1 + 1448
