@@ -85,7 +85,13 @@ class UdpEndpoint:
     def bind(self, addr: Ipv4Addr, port: int) -> None:
         if self.local is not None:
             raise OSError(errno.EINVAL, "socket is already bound")
-        self._layer.bind(self, addr, port)
+        try:
+            self._layer.bind(self, addr, port)
+        except BlockingIOError:
+            # with every ephemeral port taken, Linux fails an explicit bind() with
+            # EADDRINUSE (inet_bind); EAGAIN is only for the implicit bind of
+            # sendto/connect (inet_autobind).
+            raise OSError(errno.EADDRINUSE, "Address already in use") from None
 
     def connect(self, addr: Ipv4Addr, port: int, now: float) -> None:
         """Fix the peer (RFC 1122 §4.1.3.4 lets an application specify it); the local
@@ -133,6 +139,8 @@ class UdpEndpoint:
         if src == ANY:
             hop = stack.routes.lookup(addr)
             if hop is None:
+                # counted like the IP layer's own no-route failure (it went uncounted).
+                stack.counters["ip_tx_no_route"] += 1
                 raise OSError(errno.ENETUNREACH, "Network is unreachable")
             src = hop.source
         datagram = build_udp(src, addr, self.local[1], port, data)

@@ -133,6 +133,9 @@ class ArpCache:
         if not arp.is_ethernet_ipv4:
             self._counters["arp_rx_unsupported"] += 1
             return
+        # count every packet taken in, so that each received frame is accounted
+        # for by some counter (one not for us used to leave no trace).
+        self._counters["arp_rx"] += 1
         sender = arp.sender_proto
         entry = self._entries.get(sender)
         merged = False

@@ -64,8 +64,21 @@ class IcmpLayer:
             self._stack.counters["icmp_echo_ignored"] += 1
             return
         reply = w.build_icmp(w.ECHO_REPLY, 0, msg.rest, msg.body)
-        self._stack.ip.output(ip.src, PROTO_ICMP, reply, now, src=ip.dst, df=False)
-        self._stack.counters["icmp_tx_echo_reply"] += 1
+        # RFC 1349 §5.1, the reply SHOULD keep the request's TOS (Linux copies
+        # it); ECN bits are not copied (RFC 3168 §5: ICMP is not ECN-capable).
+        if self._output(ip.src, reply, now, src=ip.dst, tos=ip.tos & 0xFC):
+            self._stack.counters["icmp_tx_echo_reply"] += 1
+
+    def _output(self, dst: Ipv4Addr, msg: bytes, now: float, *, src: Ipv4Addr | None, tos: int) -> bool:
+        """Send an ICMP message we owe.  with no route back the message is
+        dropped and counted; input must never raise to the driver (it used to raise
+        ENETUNREACH out of ``Stack.receive``)."""
+        try:
+            self._stack.ip.output(dst, PROTO_ICMP, msg, now, src=src, df=False, tos=tos)
+        except OSError:
+            self._stack.counters["icmp_tx_no_route"] += 1
+            return False
+        return True
 
     def _deliver_error(self, ip: Ipv4Packet, msg: w.IcmpMessage, now: float) -> None:
         quoted = msg.quoted
@@ -109,12 +122,16 @@ class IcmpLayer:
         else:
             msg = w.build_icmp(icmp_type, code, body=quoted)
         src = offending.dst if stack.ip.is_local(offending.dst) else None
-        stack.ip.output(offending.src, PROTO_ICMP, msg, now, src=src, df=False, tos=0xC0)
+        if not self._output(offending.src, msg, now, src=src, tos=0xC0):
+            return False
         stack.counters[f"icmp_tx_type{icmp_type}_code{code}"] += 1
         return True
 
     def _may_send_error_about(self, ip: Ipv4Packet, link_broadcast: bool) -> bool:
-        if link_broadcast or not names_single_host(ip.src):
+        # a 127/8 source names this host when it came over ``lo`` (IP input drops
+        # 127/8 from any other interface, RFC 1122 §3.2.1.3 (g)), so loopback UDP to a
+        # closed port draws port unreachable (ECONNREFUSED), as on Linux.
+        if link_broadcast or not (names_single_host(ip.src) or ip.src[0] == 127):
             return False
         if is_multicast_ipv4(ip.dst) or self._stack.ip.is_broadcast(ip.dst):
             return False

@@ -86,10 +86,24 @@ class Ipv4Layer:
         if not ip.checksum_ok():
             counters["ip_rx_bad_checksum"] += 1
             return
-        if iface.name != "lo" and not names_single_host(ip.src) and ip.src != bytes(4):
-            counters["ip_rx_martian_source"] += 1  # RFC 1122 §3.2.1.3, RFC 1112 §7.2
+        # RFC 1122 §3.2.1.3, RFC 1112 §7.2: a source that cannot name one host.
+        # 0.0.0.0 (a) is a source only while a host learns its address, i.e. towards
+        # the limited broadcast (BOOTP/DHCP; Linux accepts it nowhere else), and the
+        # directed broadcast (e) of a connected net is as martian as 255.255.255.255.
+        src = ip.src
+        if iface.name != "lo" and (
+            (src != bytes(4) and not names_single_host(src))
+            or (src == bytes(4) and ip.dst != LIMITED_BROADCAST)
+            or self.is_broadcast(src)
+        ):
+            counters["ip_rx_martian_source"] += 1
             return
         dst = ip.dst
+        if iface.name != "lo" and dst[0] == 127:
+            # RFC 1122 §3.2.1.3 (g), 127/8 "MUST NOT appear outside a host" (Linux:
+            # martian destination); it used to reach wildcard-bound sockets.
+            counters["ip_rx_martian_destination"] += 1
+            return
         to_broadcast = self.is_broadcast(dst)
         multicast = is_multicast_ipv4(dst)
         if not (to_broadcast or self.is_local(dst) or (multicast and stack.accepts_multicast(dst, iface))):
@@ -112,6 +126,12 @@ class Ipv4Layer:
     # --- path MTU (RFC 1191) --------------------------------------------------------
     def path_mtu(self, dst: Ipv4Addr, now: float) -> int:
         """The MTU towards ``dst``: the route's interface MTU, or less if learned."""
+        if self.is_local(dst):
+            # our own addresses are reached over the loopback (``Stack.transmit``),
+            # so its MTU applies (Linux: the local route is dev lo).  With the outgoing
+            # interface's MTU, a 3000-byte datagram to ourselves was fragmented and the
+            # fragments dropped by input, so it was never delivered.
+            return self._stack.interfaces["lo"].mtu
         hop = self._stack.routes.lookup(dst)
         if_mtu = hop.interface.mtu if hop is not None else 1500
         learned = self._pmtu.get(dst)

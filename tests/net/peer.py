@@ -112,7 +112,9 @@ class Wire:
         assert ip.checksum_ok(), ip
         if expected is not None:
             want = with_ident(expected, ip.ident)
-            assert bytes(ip) == want, f"\n got {ip!r}\nwant {Ipv4Packet(want)!r}"
+            assert bytes(ip) == want, (
+                f"\n got {ip!r} {bytes(ip).hex()}\nwant {Ipv4Packet(want)!r} {want.hex()}"
+            )
         return ip
 
     def expect_nothing(self, until: float | None = None) -> None:
