@@ -24,7 +24,7 @@ from ..wire.tcp_options import NOP, SACK_PERMITTED, Mss, Sack, TcpOption, Timest
 from .congestion import NewReno
 from .reassembly import ReassemblyQueue
 from .rto import RtoEstimator
-from .sack import sack_blocks
+from .sack import Scoreboard, sack_blocks
 from .segment import Incoming
 from .seq import MASK
 from .state import TcpState
@@ -116,6 +116,10 @@ class TcpEndpoint:
         )
         self.cc = NewReno(profile.tcp_default_mss, profile.tcp_initial_cwnd)
         self.dupacks = 0
+        self.scoreboard: Scoreboard | None = None  # RFC 6675 sender scoreboard, with SACK
+        self._sack_recovery = False
+        self.high_rxt = 0
+        self.rescue_rxt: int | None = None
         self.retransmits = 0  # consecutive timer-driven retransmissions (tcpi_retransmits)
         self.total_retrans = 0
         self._rtt_seq: int | None = None  # Karn: the segment being timed, RFC 6298 §3
@@ -403,6 +407,8 @@ class TcpEndpoint:
             self.ts_recent = syn.ts[0]
         self.sack_ok = profile.tcp_sack and syn.sack_permitted
         self.cc = NewReno(self.eff_mss(), profile.tcp_initial_cwnd, iss=self.iss)
+        if self.sack_ok:
+            self.scoreboard = Scoreboard(self.eff_mss(), profile.tcp_reordering)
 
     def _tsval(self) -> int:
         """RFC 7323 §5.4: a millisecond clock plus a per-connection random offset (Linux)."""
@@ -685,6 +691,9 @@ class TcpEndpoint:
             return
         counters["tcp_rto_retransmit"] += 1
         self.cc.on_timeout(self._flight_size(), repeated=self.retransmits > 0, snd_nxt=self.snd_max)
+        self._sack_recovery = False
+        if self.scoreboard is not None:
+            self.scoreboard.reset()  # RFC 2018 §8: the receiver may have reneged
         self.retransmits += 1
         self.rto.backoff()
         self.dupacks = 0
@@ -1095,10 +1104,14 @@ class TcpEndpoint:
             counters["tcp_ack_too_old"] += 1
             self._send_ack_ratelimited(now)
             return False
+        newly_sacked = 0
+        if self.scoreboard is not None:
+            # RFC 6675 §5: every ACK with SACK information updates the scoreboard.
+            newly_sacked = self.scoreboard.update(seg.ack, seg.sack_blocks, snd_nxt=self.snd_max)
         if seg.ack > self.snd_una:
             self._new_ack(seg, now)
         elif seg.ack == self.snd_una:
-            self._maybe_dupack(seg, now)
+            self._maybe_dupack(seg, now, newly_sacked)
         self._update_window(seg)
         # FIN acknowledged?
         if self.fin_seq is not None and self.snd_una > self.fin_seq:
@@ -1157,10 +1170,14 @@ class TcpEndpoint:
         cc = self.cc
         if cc.in_recovery:
             if seg.ack >= cc.recover:
+                # RFC 6675 §5 (A) / RFC 6582 §3.2: a full ACK ends recovery.
                 cc.exit_recovery(self._flight_size())
+                self._sack_recovery = False
+            elif self._sack_recovery:
+                self._sack_transmit(now)  # RFC 6675 §5 (B), (C)
             else:
                 cc.on_partial_ack(acked)
-                self._retransmit_one(now)  # RFC 6582 §3.2 step 5: resend the next hole
+                self._retransmit_one(now)  # RFC 6582 §3.2: resend the next hole
         else:
             cc.on_ack(acked)
         self.dupacks = 0
@@ -1171,16 +1188,29 @@ class TcpEndpoint:
             self._rtx_timer.arm(now + self.rto.rto)
         self._wake()
 
-    def _maybe_dupack(self, seg: Incoming, now: float) -> None:
-        """RFC 5681 §2 duplicate ACK; §3.2 fast retransmit on the third (DupThresh),
-        RFC 6582 §3.2 step 2 entry rule."""
+    def _maybe_dupack(self, seg: Incoming, now: float, newly_sacked: int) -> None:
+        """Duplicate ACKs: RFC 5681 §2 / §3.2 (fast retransmit on the DupThresh-th,
+        RFC 6582 §3.2 entry rule) without SACK; with SACK, RFC 6675 §2's definition (an
+        ACK that SACKs new octets) and §5 steps (1)-(4) (also entering recovery when
+        IsLost(HighACK + 1))."""
         if seg.payload or seg.syn or seg.fin or self.snd_max == self.snd_una:
+            return
+        cc = self.cc
+        threshold = self.layer.stack.profile.tcp_reordering
+        if self.scoreboard is not None:
+            if self._sack_recovery:
+                self._sack_transmit(now)  # RFC 6675 §5 (B), (C)
+                return
+            if newly_sacked <= 0:
+                return
+            self.dupacks += 1
+            lost = self.scoreboard.is_lost(self.snd_una)
+            if (self.dupacks >= threshold or lost) and cc.may_enter_fast_recovery(seg.ack):
+                self._enter_sack_recovery(now)
             return
         if (seg.wnd << self.snd_wscale) != self.snd_wnd:
             return
         self.dupacks += 1
-        cc = self.cc
-        threshold = self.layer.stack.profile.tcp_reordering
         if self.dupacks == threshold and not cc.in_recovery and cc.may_enter_fast_recovery(seg.ack):
             self.layer.stack.counters["tcp_fast_retransmit"] += 1
             cc.enter_fast_recovery(self._flight_size(), self.snd_max)
@@ -1190,6 +1220,62 @@ class TcpEndpoint:
         elif self.dupacks > threshold and cc.in_recovery:
             cc.on_dupack_in_recovery()
             self._output(now)
+
+    def _enter_sack_recovery(self, now: float) -> None:
+        """RFC 6675 §5 step (4): RecoveryPoint = HighData, ssthresh = cwnd = FlightSize/2,
+        retransmit HighACK + 1's segment, HighRxt = RescueRxt = its end, then (C)."""
+        counters = self.layer.stack.counters
+        counters["tcp_fast_retransmit"] += 1
+        counters["tcp_sack_recovery"] += 1
+        self.cc.enter_sack_recovery(self._flight_size(), self.snd_max)
+        self._sack_recovery = True
+        self._rtt_seq = None
+        end = self._retransmit_one(now)
+        self.high_rxt = self.rescue_rxt = end
+        self._rtx_timer.arm(now + self.rto.rto)
+        self._sack_transmit(now)
+
+    def _sack_transmit(self, now: float) -> None:
+        """RFC 6675 §5 (C): while cwnd - pipe >= 1 SMSS, send what NextSeg() names."""
+        sb = self.scoreboard
+        assert sb is not None
+        mss = self._current_mss()
+        data_end = self._buf_seq + len(self.snd_buf)
+        for _ in range(1000):  # bounded: each round sends one segment or stops
+            pipe = sb.pipe(self.snd_una, self.snd_max, self.high_rxt)
+            if self.cc.cwnd - pipe < mss:
+                return
+            window_end = self.snd_una + self.snd_wnd
+            can_new = self.snd_nxt < data_end and self.snd_nxt < window_end
+            found = sb.next_seg(self.snd_una, self.snd_max, self.high_rxt, self.rescue_rxt, can_new)
+            if found is None:
+                return
+            rule = sb.last_rule
+            start, end = found
+            if rule == 2:
+                end = min(end, data_end, window_end)
+            end = min(end, start + mss)
+            if start >= data_end:
+                if not self.fin_queued:
+                    return
+                self._emit(FIN | ACK, data_end)  # the FIN alone is the missing octet
+                end = data_end + 1
+            else:
+                end = min(end, data_end)
+                if end <= start:
+                    return
+                payload = bytes(self.snd_buf[start - self._buf_seq : end - self._buf_seq])
+                fin = self.fin_queued and end == data_end and self.fin_seq is not None
+                self._emit(ACK | (PSH if end == data_end else 0) | (FIN if fin else 0), start, payload)
+            if rule == 2:
+                self.snd_nxt = max(self.snd_nxt, end)  # (C.3) new data raises HighData
+                self.snd_max = max(self.snd_max, self.snd_nxt)
+            else:
+                self.total_retrans += 1
+                if rule == 4:
+                    self.rescue_rxt = self.cc.recover  # the rescue retransmission
+                else:
+                    self.high_rxt = max(self.high_rxt, end)  # (C.2)
 
     def _receive_data(self, seg: Incoming, now: float) -> None:
         """§3.10.7.4 seventh: deliver in-order text, keep out-of-order text (SHLD-31),

@@ -8,7 +8,7 @@ import pytest
 
 from refstack.profile import Profile
 from refstack.tcp.state import TcpState
-from refstack.wire import Mss
+from refstack.wire import NOP, Mss, Sack
 from tests.tcp.conftest import Conn, establish
 
 DATA = bytes(range(256)) * 40
@@ -277,3 +277,65 @@ def test_retransmission_never_exceeds_what_was_sent() -> None:
     p.at(0.2)
     p.expect(".", seq=iss + 1, length=1448)  # the same octets, not a full 1460
     assert c.ep.snd_nxt == iss + 1 + 1448
+
+
+# --- SACK-based loss recovery (RFC 6675) -----------------------------------------------------
+
+
+def _flight_of_ten(c: Conn) -> None:
+    c.send(DATA[:10000])
+    for _ in range(10):
+        c.peer.out.popleft()
+
+
+def test_three_sack_dupacks_enter_rfc6675_recovery(sack_conn: Conn) -> None:
+    """RFC 6675 §5 (4): DupThresh ACKs that SACK new data -> retransmit HighACK+1's
+    segment, ssthresh = cwnd = FlightSize / 2."""
+    c, p = sack_conn, sack_conn.peer
+    _flight_of_ten(c)
+    base = c.iss + 1
+    p.inject(".", 1, base, options=[NOP, NOP, Sack(((base + 1000, base + 2000),))])
+    p.expect_nothing()
+    p.inject(".", 1, base, options=[NOP, NOP, Sack(((base + 1000, base + 2500),))])
+    p.expect_nothing()
+    p.inject(".", 1, base, options=[NOP, NOP, Sack(((base + 1000, base + 2900),))])
+    p.expect(".", seq=base, length=1000)
+    assert c.ep.cc.ssthresh == 5000 and c.ep.cc.cwnd == 5000 and c.ep.cc.in_recovery
+
+
+def test_islost_enters_recovery_on_first_sack(sack_conn: Conn) -> None:
+    """RFC 6675 §5 (2): one ACK SACKing more than (DupThresh-1) x SMSS above HighACK
+    makes IsLost(HighACK+1) true: recovery starts at once."""
+    c, p = sack_conn, sack_conn.peer
+    _flight_of_ten(c)
+    base = c.iss + 1
+    p.inject(".", 1, base, options=[NOP, NOP, Sack(((base + 1000, base + 4000),))])
+    p.expect(".", seq=base, length=1000)
+    assert c.ep.layer.stack.counters["tcp_sack_recovery"] == 1
+
+
+def test_sack_recovery_resends_every_hole_then_exits(sack_conn: Conn) -> None:
+    """RFC 6675 §5 (C): NextSeg() rule 1 walks the lost holes; (A) a cumulative ACK
+    beyond RecoveryPoint ends recovery."""
+    c, p = sack_conn, sack_conn.peer
+    _flight_of_ten(c)
+    b = c.iss + 1
+    holes = Sack(((b + 1000, b + 3000), (b + 4000, b + 10000)))
+    p.inject(".", 1, b, options=[NOP, NOP, holes])
+    p.expect(".", seq=b, length=1000)  # HighACK + 1
+    p.inject(".", 1, b + 1000, options=[NOP, NOP, Sack(((b + 4000, b + 10000),))])
+    p.expect(".", seq=b + 3000, length=1000)  # the second hole
+    p.inject(".", 1, b + 10000)
+    assert not c.ep.cc.in_recovery and not c.ep._sack_recovery
+
+
+def test_rto_clears_the_scoreboard(sack_conn: Conn) -> None:
+    """RFC 2018 §8 / RFC 6675 §5.1: after a timeout SACKed bits are turned off."""
+    c, p = sack_conn, sack_conn.peer
+    _flight_of_ten(c)
+    b = c.iss + 1
+    p.inject(".", 1, b, options=[NOP, NOP, Sack(((b + 1000, b + 2000),))])
+    assert c.ep.scoreboard is not None and c.ep.scoreboard.sacked_bytes == 1000
+    p.at(0.2)
+    p.expect(".", seq=b, length=1000)
+    assert c.ep.scoreboard.sacked_bytes == 0
