@@ -90,6 +90,7 @@ class Stack:
         hw: MacAddr | None = parse_mac(mac) if isinstance(mac, str) else mac
         iface = Interface(name, len(self.interfaces) + 1, _addr(address), prefix_len, mtu, hw)
         self.interfaces[name] = iface
+        self.ip.interfaces_changed()
         self.routes.add(iface.address, prefix_len, iface)
         if hw is not None:
             self.arp[name] = ArpCache(iface, self.timers, self.counters, self._unresolved)

@@ -63,15 +63,22 @@ class Ipv4Layer:
         self._stack = stack
         self.ids = IpIdGenerator(stack.rng)
         self._pmtu: dict[Ipv4Addr, tuple[int, float]] = {}  # dst -> (mtu, expires)
+        self._local: frozenset[Ipv4Addr] = frozenset()
+        self._broadcast: frozenset[Ipv4Addr] = frozenset([LIMITED_BROADCAST])
 
     # --- addresses ----------------------------------------------------------------
+    def interfaces_changed(self) -> None:
+        """Recompute the address sets (called by the stack when interfaces change)."""
+        ifaces = self._stack.interfaces.values()
+        self._local = frozenset(i.address for i in ifaces)
+        self._broadcast = frozenset([LIMITED_BROADCAST, *(i.broadcast for i in ifaces if i.prefix_len < 31)])
+
     def is_local(self, addr: Ipv4Addr) -> bool:
-        return any(i.address == addr for i in self._stack.interfaces.values())
+        return addr in self._local
 
     def is_broadcast(self, addr: Ipv4Addr) -> bool:
-        return addr == LIMITED_BROADCAST or any(
-            i.broadcast == addr and i.prefix_len < 31 for i in self._stack.interfaces.values()
-        )
+        """The limited broadcast or a connected subnet's directed broadcast (RFC 919, RFC 922)."""
+        return addr in self._broadcast
 
     # --- input --------------------------------------------------------------------
     def input(self, data: bytes, iface: Interface, now: float, *, link_broadcast: bool = False) -> None:
