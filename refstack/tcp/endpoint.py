@@ -183,6 +183,11 @@ class TcpEndpoint:
     def connect_result(self) -> int:
         return self._connect_errno
 
+    @property
+    def accept_queue_full(self) -> bool:
+        """Linux's sk_acceptq_is_full: more connections queued than the backlog."""
+        return len(self.accept_queue) > self.backlog
+
     def send_space(self) -> int:
         return max(0, self.sndbuf - len(self.snd_buf))
 
@@ -850,11 +855,9 @@ class TcpEndpoint:
         if not seg.syn or seg.fin:  # L4 (Linux also drops SYN+FIN, divergence D10)
             counters["tcp_listen_drop"] += 1
             return
-        # L3: a SYN.  Linux drops it when the accept queue is full (no syncookies here).
-        if (
-            len(self.accept_queue) >= max(1, self.backlog)
-            or len(self.syn_queue) >= self.layer.stack.profile.tcp_max_syn_backlog
-        ):
+        # L3: a SYN.  Linux drops it when the accept queue is full (no syncookies here);
+        # full means more than the backlog (sk_acceptq_is_full), so listen(1) queues 2.
+        if self.accept_queue_full or len(self.syn_queue) >= self.layer.stack.profile.tcp_max_syn_backlog:
             counters["tcp_listen_overflow"] += 1
             return
         self.layer.spawn_child(self, seg, now)
@@ -1079,7 +1082,7 @@ class TcpEndpoint:
             self._update_window(seg, force=True)
             parent = self.parent
             if parent is not None and self.passive:
-                if len(parent.accept_queue) >= max(1, parent.backlog):
+                if parent.accept_queue_full:
                     counters["tcp_accept_queue_overflow"] += 1  # Linux drops the ACK
                     self.snd_una = self.iss
                     self._rtx_timer.arm(now + self._syn_rto())

@@ -131,9 +131,10 @@ def test_syn_fin_at_listener_dropped() -> None:
 
 
 def test_full_accept_queue_drops_syns() -> None:
-    """Linux drops a SYN when the accept queue is full (backlog 1 here)."""
+    """Linux drops a SYN when the accept queue is full: more than the backlog queued
+    (sk_acceptq_is_full), so listen(0) holds one connection."""
     peer = Peer()
-    peer.listener(backlog=1)
+    peer.listener(backlog=0)
     peer.inject("S", 0, options=[Mss(1000)], sport=1111)
     iss = peer.expect("S.").seq
     peer.inject(".", 1, iss + 1, sport=1111)
