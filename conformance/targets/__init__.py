@@ -1,0 +1,1 @@
+"""Targets: systems the harness can run a case against (see :mod:`conformance.target`)."""
