@@ -77,6 +77,7 @@ class Profile:
     tcp_abort_on_overflow: bool = False
     tcp_ecn: int = 2  # 2: accept ECN when the peer asks, never ask (RFC 3168)
     tcp_reordering: int = 3  # DupThresh, RFC 5681 §3.2 / RFC 6675
+    tcp_congestion_control: str = "reno"  # NewReno (RFC 5681/6582/6675); the only one implemented
 
     def replace(self, **changes: object) -> Profile:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -160,7 +161,14 @@ SYSCTL_FIELDS: dict[str, tuple[str, object]] = {
     "tcp_abort_on_overflow": ("tcp_abort_on_overflow", _flag),
     "tcp_ecn": ("tcp_ecn", int),
     "tcp_reordering": ("tcp_reordering", int),
+    "tcp_congestion_control": ("tcp_congestion_control", lambda v: _only(v, "reno")),
 }
+
+
+def _only(value: str, supported: str) -> str:
+    if value != supported:
+        raise ValueError(f"refstack implements only {supported!r}, not {value!r}")
+    return value
 
 
 class ProfileError(ValueError):
@@ -180,5 +188,5 @@ def apply_sysctl(profile: Profile, key: str, value: str) -> Profile:
     try:
         parsed = parse(value.strip())  # type: ignore[operator]
     except ValueError as e:
-        raise ProfileError(f"{key}: cannot parse {value!r}: {e}") from None
+        raise ProfileError(f"{key}: not modelled by refstack for {value!r}: {e}") from None
     return profile.replace(**{field: parsed})
