@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from ..wire.addresses import Ipv4Addr, ipv4_str
 from .interface import Interface
 
+_CACHE_LIMIT = 4096  # destinations remembered; the cache starts over when full
+
 
 @dataclass(frozen=True)
 class Route:
@@ -41,6 +43,7 @@ class NextHop:
 class RoutingTable:
     def __init__(self) -> None:
         self._routes: list[Route] = []
+        self._cache: dict[Ipv4Addr, NextHop | None] = {}
 
     def add(
         self, network: Ipv4Addr, prefix_len: int, interface: Interface, gateway: Ipv4Addr | None = None
@@ -52,17 +55,30 @@ class RoutingTable:
         self._routes.append(route)
         # Longest prefix first; among equals, the first added wins (stable sort).
         self._routes.sort(key=lambda r: -r.prefix_len)
+        self._cache.clear()
         return route
 
     def remove_interface(self, interface: Interface) -> None:
         self._routes = [r for r in self._routes if r.interface is not interface]
+        self._cache.clear()
 
     def lookup(self, dst: Ipv4Addr) -> NextHop | None:
+        """Longest-prefix match, remembered per destination until the table changes
+        (a host's route cache: the lookup runs for every datagram sent)."""
+        try:
+            return self._cache[dst]
+        except KeyError:
+            pass
+        found = None
         for route in self._routes:
             if route.matches(dst):
                 hop = route.gateway if route.gateway is not None else dst
-                return NextHop(route.interface, hop, route.interface.address)
-        return None
+                found = NextHop(route.interface, hop, route.interface.address)
+                break
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[dst] = found
+        return found
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self._routes)

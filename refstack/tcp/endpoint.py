@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from typing import TYPE_CHECKING
 
 from ..timers import Timer
@@ -36,6 +37,8 @@ Address = tuple[Ipv4Addr, int]
 S = TcpState
 IP_TCP_HEADERS = 40
 TS_OPTION_LEN = 12  # NOP NOP TS
+_NOP_NOP_TS = b"\x01\x01\x08\x0a"
+_PAIR = struct.Struct("!II")
 
 
 def _oserror(code: int) -> OSError:
@@ -489,14 +492,15 @@ class TcpEndpoint:
         assert self.local is not None and self.remote is not None
         now = self.now
         syn = bool(flags & SYN)
+        raw_options = b""
         if options is None:
-            options = []
+            # Linux's layout for every non-SYN segment: NOP NOP TS, then NOP NOP SACK.
             if self.ts_ok and not flags & RST:
-                options += [NOP, NOP, Timestamps(self._tsval(), self.ts_recent)]
+                raw_options = _NOP_NOP_TS + _PAIR.pack(self._tsval(), self.ts_recent)
             if self.sack_ok and flags & ACK and not flags & RST:
                 blocks = self._sack_blocks_to_send()
                 if blocks:
-                    options += [NOP, NOP, Sack(tuple((a & MASK, b & MASK) for a, b in blocks))]
+                    raw_options += Sack(tuple((a & MASK, b & MASK) for a, b in blocks)).encode_aligned()
         window = 0 if flags & RST and not flags & ACK else self._window_field(syn=syn)
         ack_value = self.rcv_nxt if ack_no is None else ack_no
         if flags & ACK:
@@ -512,7 +516,8 @@ class TcpEndpoint:
             ack=ack_value & MASK if flags & ACK else 0,
             flags=flags,
             window=window,
-            options=options,
+            options=options or (),
+            options_bytes=raw_options if options is None else None,
             payload=payload,
         )
         self.layer.output(self, segment, now)

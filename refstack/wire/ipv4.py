@@ -333,10 +333,11 @@ def build_ipv4(
         raise WireError("ipv4.total_length", None, f"{total} exceeds {MAX_TOTAL_LEN}")
     if fragment_offset % 8 or not 0 <= fragment_offset <= 0x1FFF * 8:
         raise WireError("ipv4.fragment_offset", None, f"{fragment_offset} is not a multiple of 8 in 0..65528")
-    check_range("ipv4.ttl", ttl, 0xFF)
-    check_range("ipv4.tos", tos, 0xFF)
-    check_range("ipv4.ident", ident, 0xFFFF)
-    check_range("ipv4.protocol", protocol, 0xFF)
+    if not (0 <= ttl <= 0xFF and 0 <= tos <= 0xFF and 0 <= ident <= 0xFFFF and 0 <= protocol <= 0xFF):
+        check_range("ipv4.ttl", ttl, 0xFF)
+        check_range("ipv4.tos", tos, 0xFF)
+        check_range("ipv4.ident", ident, 0xFFFF)
+        check_range("ipv4.protocol", protocol, 0xFF)
     if len(src) != 4 or len(dst) != 4:
         raise WireError("ipv4.address", None, "addresses must be 4 bytes")
     frag = (

@@ -112,6 +112,10 @@ class Sack:
             out += _PAIR.pack(left, right)
         return bytes(out)
 
+    def encode_aligned(self) -> bytes:
+        """NOP NOP then the option: 4-byte aligned, as Linux lays SACK out."""
+        return b"\x01\x01" + self.encode()
+
 
 @dataclass(frozen=True, slots=True)
 class Timestamps:
