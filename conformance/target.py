@@ -21,6 +21,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+class UnsupportedSettingError(Exception):
+    """A target cannot model a setting the case asks for: the case is *skipped* with
+    this reason (never counted as passed).  A setting that the target supports but
+    that fails is reported by :meth:`Session.apply` returning ``(False, why)``."""
+
+
 @dataclass(frozen=True)
 class CaseConfig:
     """How to set a target up for one case (packetdrill's defaults, GRAMMAR.md §7)."""
@@ -111,7 +117,8 @@ class Session(Protocol):
         """Let time run until ``call`` finishes or ``deadline`` passes; True if finished."""
 
     def apply(self, setting: Setting) -> tuple[bool, str]:
-        """Apply a setting: (True, "") or (False, why) when the target cannot (-> skip)."""
+        """Apply a setting: (True, "") or (False, why) when it failed (-> fail); raises
+        :class:`UnsupportedSettingError` when the target cannot model it (-> skip)."""
 
     def close(self) -> None:
         """Tear everything down, even after a failure; idempotent."""

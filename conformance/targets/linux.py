@@ -50,7 +50,16 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from conformance import netns
-from conformance.target import Call, CallResult, Captured, CaseConfig, Session, Setting, Target
+from conformance.target import (
+    Call,
+    CallResult,
+    Captured,
+    CaseConfig,
+    Session,
+    Setting,
+    Target,
+    UnsupportedSettingError,
+)
 
 __all__ = ["CaseTimeoutError", "LinuxSession", "LinuxTarget", "SettingError"]
 
@@ -706,8 +715,8 @@ class LinuxSession:
         if setting.kind == "shell":
             return self._run_shell(setting.key)
         if setting.kind == "ef":
-            return False, "EF_* options are refstack-only"
-        return False, f"unknown setting kind {setting.kind!r}"
+            raise UnsupportedSettingError("EF_* options are Onload options: refstack only")
+        raise UnsupportedSettingError(f"unknown setting kind {setting.kind!r}")
 
     # -- settings --
 

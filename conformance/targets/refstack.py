@@ -37,7 +37,7 @@ from refstack.profile import Profile, ProfileError, apply_sysctl
 from refstack.runtime import Runtime
 from refstack.stack import Stack
 
-from ..target import Call, CallResult, Captured, CaseConfig, Setting
+from ..target import Call, CallResult, Captured, CaseConfig, Setting, UnsupportedSettingError
 
 O_NONBLOCK = os.O_NONBLOCK
 INTERFACE = "tun0"
@@ -49,10 +49,6 @@ def _void(fn: Callable[..., None], *args: object) -> CallResult:
     """Run a call that returns nothing; success is 0, as the C call returns."""
     fn(*args)
     return CallResult(0)
-
-
-class UnsupportedCaseError(Exception):
-    """The case needs something refstack does not model (the case is skipped)."""
 
 
 class _SessionDriver:
@@ -79,9 +75,9 @@ class RefstackSession:
             try:
                 profile = apply_sysctl(profile, key, value)
             except ProfileError as e:
-                raise UnsupportedCaseError(str(e)) from None
+                raise UnsupportedSettingError(str(e)) from None
         if case.ef_options:
-            raise UnsupportedCaseError("EF_* options arrive with the Onload model (issue 4)")
+            raise UnsupportedSettingError("EF_* options arrive with the Onload model (issue 4)")
         seed = int.from_bytes(hashlib.sha256(case.name.encode()).digest()[:8], "big")
         self.clock = VirtualClock()
         self.stack = Stack(profile, name=f"case-{case.name}", seed=seed)
@@ -147,42 +143,42 @@ class RefstackSession:
 
     # --- settings --------------------------------------------------------------------
     def apply(self, setting: Setting) -> tuple[bool, str]:
+        """sysctls the profile models apply; anything else raises
+        UnsupportedSettingError so that the case is skipped with the reason."""
         if setting.kind == "sysctl":
-            return self._sysctl(setting.key, setting.value)
-        if setting.kind == "ef":
-            return False, "EF_* options arrive with the Onload model (issue 4)"
-        if setting.kind == "shell":
-            return self._shell(setting.key)
-        return False, f"unknown setting kind {setting.kind!r}"
+            self._sysctl(setting.key, setting.value)
+        elif setting.kind == "ef":
+            raise UnsupportedSettingError("EF_* options arrive with the Onload model (issue 4)")
+        elif setting.kind == "shell":
+            self._shell(setting.key)
+        else:
+            raise UnsupportedSettingError(f"unknown setting kind {setting.kind!r}")
+        return True, ""
 
-    def _sysctl(self, key: str, value: str) -> tuple[bool, str]:
+    def _sysctl(self, key: str, value: str) -> None:
         try:
             self.stack.profile = apply_sysctl(self.stack.profile, key, value)
         except ProfileError as e:
-            return False, str(e)
-        return True, ""
+            raise UnsupportedSettingError(str(e)) from None
 
-    def _shell(self, command: str) -> tuple[bool, str]:
+    def _shell(self, command: str) -> None:
         """Only ``sysctl [-q] [-w] key=value...`` is modelled on refstack (applied to
         its profile); any other command makes the case skip with the reason."""
         try:
             words = shlex.split(command)
         except ValueError as e:
-            return False, f"cannot parse shell command {command!r}: {e}"
+            raise UnsupportedSettingError(f"cannot parse shell command {command!r}: {e}") from None
         if not words or words[0] != "sysctl":
-            return False, f"shell command not modelled on refstack: {command.strip()!r}"
+            raise UnsupportedSettingError(f"shell command not modelled on refstack: {command.strip()!r}")
         assignments = [w for w in words[1:] if not w.startswith("-")]
         flags = [w for w in words[1:] if w.startswith("-")]
         if not assignments or any(f not in ("-q", "-w", "-qw", "-wq") for f in flags):
-            return False, f"sysctl form not modelled on refstack: {command.strip()!r}"
+            raise UnsupportedSettingError(f"sysctl form not modelled on refstack: {command.strip()!r}")
         for item in assignments:
             key, sep, value = item.partition("=")
             if not sep:
-                return False, f"sysctl read not modelled on refstack: {item!r}"
-            ok, why = self._sysctl(key, value)
-            if not ok:
-                return False, why
-        return True, ""
+                raise UnsupportedSettingError(f"sysctl read not modelled on refstack: {item!r}")
+            self._sysctl(key, value)
 
     # --- socket calls -----------------------------------------------------------------
     def syscall(self, name: str, args: tuple[object, ...]) -> Call:

@@ -1340,15 +1340,24 @@ class TcpEndpoint:
             self._send_ack(now)  # RFC 5681 §4.2: an immediate duplicate ACK
 
     def _fin_arrives(self, now: float) -> None:
-        """§3.10.7.4 eighth: advance RCV.NXT over the FIN, ACK it, and move on."""
+        """§3.10.7.4 eighth: advance RCV.NXT over the FIN, acknowledge it, and move on.
+
+        As Linux (tcp_fin): a FIN that moves ESTABLISHED to CLOSE-WAIT enters
+        "pingpong" mode and its ACK is *delayed* (RFC 1122 §4.2.3.2 allows it), so an
+        application that closes at once sends one FIN,ACK that carries it; in the
+        closing states the ACK goes at once."""
         self._ooo_fin = None
         self.rcv_nxt += 1
         self.fin_received = True
         self._wake()
-        self._send_ack(now)
         if self.state in (S.SYN_RECEIVED, S.ESTABLISHED):
             self.state = S.CLOSE_WAIT
-        elif self.state == S.FIN_WAIT_1:
+            self._quickacks = 0
+            if not self._delack_timer.armed:
+                self._delack_timer.arm(now + self.layer.stack.profile.tcp_ato_min)
+            return
+        self._send_ack(now)
+        if self.state == S.FIN_WAIT_1:
             if self.fin_seq is not None and self.snd_una > self.fin_seq:
                 self._enter_time_wait(now)
             else:

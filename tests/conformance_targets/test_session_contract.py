@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from scapy.layers.inet import IP, TCP
 
-from conformance.target import CaseConfig, Session, Setting, Target
+from conformance.target import CaseConfig, Session, Setting, Target, UnsupportedSettingError
 from conformance.targets.refstack import RefstackTarget
 
 LOCAL, REMOTE = "192.168.0.1", "192.0.2.1"
@@ -173,15 +173,13 @@ def test_refstack_runs_ten_seconds_of_script_time_fast() -> None:
 def test_refstack_skips_shell_commands_it_does_not_model() -> None:
     s = RefstackTarget().open(CaseConfig(name="shell"))
     try:
-        ok, why = s.apply(Setting("shell", "ethtool -K tun0 tso off gso off"))
-        assert not ok and "not modelled" in why
-        ok, why = s.apply(Setting("shell", "sysctl -q net.ipv4.tcp_sack=0"))
-        assert ok and not s.stack.profile.tcp_sack  # type: ignore[attr-defined]
-        ok, why = s.apply(Setting("sysctl", "net.ipv4.tcp_congestion_control", "reno"))
-        assert ok, why  # refstack's congestion control is NewReno
-        ok, why = s.apply(Setting("sysctl", "net.ipv4.tcp_congestion_control", "bbr"))
-        assert not ok and "not modelled" in why
-        ok, why = s.apply(Setting("sysctl", "net.ipv4.tcp_autocorking", "0"))
-        assert not ok and "not modelled" in why
+        with pytest.raises(UnsupportedSettingError, match="not modelled"):
+            s.apply(Setting("shell", "ethtool -K tun0 tso off gso off"))
+        assert s.apply(Setting("shell", "sysctl -q net.ipv4.tcp_sack=0")) == (True, "")
+        assert not s.stack.profile.tcp_sack  # type: ignore[attr-defined]
+        assert s.apply(Setting("sysctl", "net.ipv4.tcp_congestion_control", "reno")) == (True, "")
+        for key, value in (("net.ipv4.tcp_congestion_control", "bbr"), ("net.ipv4.tcp_autocorking", "0")):
+            with pytest.raises(UnsupportedSettingError, match="not modelled"):
+                s.apply(Setting("sysctl", key, value))
     finally:
         s.close()

@@ -50,17 +50,33 @@ def test_time_wait_acks_retransmitted_fin_and_restarts_timer(conn: Conn) -> None
 
 
 def test_passive_close(conn: Conn) -> None:
-    """FIN -> ACK, CLOSE-WAIT, EOF to the app; close -> FIN, LAST-ACK; ACK -> CLOSED."""
+    """FIN -> CLOSE-WAIT and EOF to the app; Linux delays that ACK (pingpong, 40 ms);
+    close -> FIN, LAST-ACK; ACK -> CLOSED."""
     p, iss = conn.peer, conn.iss
     p.inject("F.", 1, iss + 1)
-    p.expect(".", seq=iss + 1, ack=2)
     assert conn.ep.state == TcpState.CLOSE_WAIT and conn.ep.recv(10) == b""
+    p.expect_nothing(until=0.039)
+    p.at(0.04)
+    p.expect(".", seq=iss + 1, ack=2, at=0.04)
     conn.ep.close(p.now)
     p.at(p.now)
     p.expect("F.", seq=iss + 1, ack=2)
     assert conn.ep.state == TcpState.LAST_ACK
     p.inject(".", 2, iss + 2)
     assert conn.ep.state == TcpState.CLOSED
+
+
+def test_close_right_after_peer_fin_sends_one_fin_ack(conn: Conn) -> None:
+    """GRAMMAR.md §10 (verified on Linux): the delayed ACK of the peer's FIN rides on
+    our FIN when the application closes at once."""
+    p, iss = conn.peer, conn.iss
+    p.inject("F.", 1, iss + 1)
+    conn.ep.close(p.now)
+    p.at(p.now)
+    p.expect("F.", seq=iss + 1, ack=2)
+    p.expect_nothing()  # no separate ACK of the peer's FIN was sent
+    p.inject(".", 2, iss + 2)
+    p.expect_nothing(until=1.0)  # and, with our FIN acknowledged, nothing follows
 
 
 def test_simultaneous_close(conn: Conn) -> None:
@@ -144,6 +160,7 @@ def test_data_after_peer_fin_is_ignored(conn: Conn) -> None:
     """§3.10.7.4 seventh: text after the FIN (CLOSE-WAIT) is ignored."""
     p, iss = conn.peer, conn.iss
     p.inject("F.", 1, iss + 1)
+    p.at(0.04)
     p.expect(".", ack=2)
     p.inject("P.", 2, iss + 1, payload=b"late")
     assert conn.ep.recv(10) == b""

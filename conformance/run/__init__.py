@@ -1,0 +1,1 @@
+"""Running scripts: packetdrill's semantics against any :class:`~conformance.target.Target`."""

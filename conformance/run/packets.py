@@ -1,0 +1,285 @@
+"""Script packets <-> live packets, with scapy (GRAMMAR.md §3, §3.1, §3.2).
+
+The oracle builds and parses with scapy only.  A :class:`Flow` keeps the
+script-space/live-space mapping of the socket under test: ports, both ISNs and the
+timestamp map (script TS val -> live TS val of outbound packets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.packet import Raw
+
+from ..results import FieldDiff
+from ..script import syntax as sx
+from .options import RunOptions
+
+MASK = 0xFFFFFFFF
+
+
+class ScriptRuntimeError(Exception):
+    """The script asks for something impossible at run time (an error verdict)."""
+
+
+@dataclass
+class Flow:
+    """The socket under test's mapping between script space and live space."""
+
+    local_port: int | None = None
+    remote_port: int = 40000
+    local_isn: int | None = None
+    remote_isn: int = 0
+    remote_next: int = 0  # live sequence number after the last inbound octet
+    ts_map: dict[int, int] = field(default_factory=dict)
+
+    def live_ack(self, script_ack: int) -> int:
+        if self.local_isn is None:
+            raise ScriptRuntimeError("an ack refers to the stack's ISN before any SYN from it was seen")
+        return (script_ack + self.local_isn) & MASK
+
+
+def _ip_fields(info: sx.IpInfo | None) -> dict[str, int]:
+    fields: dict[str, int] = {}
+    if info is None:
+        return fields
+    if info.tos is not None:
+        fields["tos"] = info.tos
+    if info.ecn is not None and info.ecn.codepoint is not None:
+        fields["tos"] = (fields.get("tos", 0) & ~3) | info.ecn.codepoint
+    if info.ttl is not None:
+        fields["ttl"] = info.ttl
+    return fields
+
+
+def _tcp_options_in(opts: tuple[sx.TcpOptionSpec, ...], flow: Flow) -> list[tuple[object, object]]:
+    out: list[tuple[object, object]] = []
+    for o in opts:
+        if isinstance(o, sx.NopOption):
+            out.append(("NOP", None))
+        elif isinstance(o, sx.EolOption):
+            out.append(("EOL", None))
+        elif isinstance(o, sx.MssOption):
+            out.append(("MSS", o.mss))
+        elif isinstance(o, sx.WscaleOption):
+            out.append(("WScale", o.shift))
+        elif isinstance(o, sx.SackOkOption):
+            out.append(("SAckOK", b""))
+        elif isinstance(o, sx.SackOption):
+            edges: list[int] = []
+            for b in o.blocks:
+                edges += [flow.live_ack(b.left), flow.live_ack(b.right)]
+            out.append(("SAck", tuple(edges)))
+        elif isinstance(o, sx.TimestampOption):
+            ecr = o.ecr
+            if ecr != 0:
+                if ecr not in flow.ts_map:
+                    raise ScriptRuntimeError(f"TS ecr {ecr} echoes no TS val of an earlier outbound packet")
+                ecr = flow.ts_map[ecr]
+            out.append(("Timestamp", (o.val, ecr)))
+        elif isinstance(o, sx.FastOpenOption):
+            out.append((34, o.cookie))
+        elif isinstance(o, sx.FastOpenExpOption):
+            out.append((254, b"\xf9\x89" + o.cookie))
+        else:
+            raise ScriptRuntimeError(f"inbound option {type(o).__name__} is not supported by the injector")
+    return out
+
+
+def build_inbound(event: sx.PacketEvent, flow: Flow, opts: RunOptions) -> bytes:
+    """The live IPv4 datagram for an inbound (``<``) packet line."""
+    ip = IP(src=opts.remote_ip, dst=opts.local_ip)
+    for name, value in _ip_fields(event.ip_info).items():
+        setattr(ip, name, value)
+    body = event.body
+    if isinstance(body, sx.TcpBody):
+        return _build_tcp(event, body, flow, opts, ip)
+    if isinstance(body, sx.UdpBody):
+        sport, dport = (
+            (event.ports.src, event.ports.dst) if event.ports else (flow.remote_port, opts.bind_port)
+        )
+        return bytes(ip / UDP(sport=sport, dport=dport) / Raw(bytes(body.length)))
+    if isinstance(body, sx.IcmpBody):
+        return _build_icmp(body, flow, opts, ip)
+    raise ScriptRuntimeError(f"inbound {type(body).__name__} packets are not supported")
+
+
+def _build_tcp(event: sx.PacketEvent, body: sx.TcpBody, flow: Flow, opts: RunOptions, ip: IP) -> bytes:
+    flags = body.flag_bits
+    if body.win is None:
+        raise ScriptRuntimeError("an inbound packet needs its window (win N)")
+    if isinstance(body.options, sx.AnyOptions):
+        raise ScriptRuntimeError("<...> is only allowed on outbound packets")
+    if flags & 0x02:  # SYN: the script's seq is the live ISN of the remote end
+        seq = body.seq_start & MASK
+        if not flags & 0x10:
+            flow.remote_isn = body.seq_start
+            flow.remote_port = event.ports.src if event.ports else flow.remote_port + 1
+    else:
+        seq = (body.seq_start + flow.remote_isn) & MASK
+    ack = flow.live_ack(body.ack) if body.ack is not None else 0
+    sport, dport = (
+        (event.ports.src, event.ports.dst)
+        if event.ports
+        else (
+            flow.remote_port,
+            flow.local_port if flow.local_port is not None else opts.bind_port,
+        )
+    )
+    tcp = TCP(
+        sport=sport,
+        dport=dport,
+        flags=flags & 0x1FF,
+        seq=seq,
+        ack=ack,
+        window=body.win,
+        urgptr=body.urg or 0,
+        options=_tcp_options_in(body.options or (), flow),
+    )
+    packet = ip / tcp
+    if body.seq_len:
+        packet = packet / Raw(bytes(body.seq_len))
+    if event.ports is None:
+        flow.remote_next = max(flow.remote_next, (seq + body.seq_len + (1 if flags & 3 else 0)) & MASK)
+    return bytes(packet)
+
+
+def _build_icmp(body: sx.IcmpBody, flow: Flow, opts: RunOptions, ip: IP) -> bytes:
+    """An ICMP error about the socket under test: the quoted datagram is a packet the
+    stack could have sent (our local address and ports, the echoed sequence range)."""
+    icmp = ICMP(type=body.type_num, code=body.code_num if body.code is not None else 0)
+    if body.mtu is not None:
+        icmp.nexthopmtu = body.mtu
+    quoted_ip = IP(src=opts.local_ip, dst=opts.remote_ip)
+    echoed = body.echoed
+    local_port = flow.local_port if flow.local_port is not None else opts.bind_port
+    if isinstance(echoed, sx.EchoedTcp):
+        seq = flow.live_ack(echoed.seq_start)
+        quoted = (
+            quoted_ip
+            / TCP(sport=local_port, dport=flow.remote_port, seq=seq, flags="A")
+            / Raw(bytes(echoed.seq_len))
+        )
+    elif isinstance(echoed, sx.EchoedUdp):
+        quoted = quoted_ip / UDP(sport=local_port, dport=flow.remote_port) / Raw(bytes(echoed.length))
+    else:
+        length = echoed.length if isinstance(echoed, sx.EchoedRaw) else 0
+        quoted = quoted_ip / TCP(sport=local_port, dport=flow.remote_port, flags="A") / Raw(bytes(length))
+    return bytes(ip / icmp / bytes(quoted))
+
+
+# --- outbound ----------------------------------------------------------------------------
+
+
+def is_flow_packet(packet: bytes, flow: Flow, opts: RunOptions) -> bool:
+    """Whether a sniffed packet belongs to the socket under test (others are ignored)."""
+    ip = IP(packet)
+    if ip.src != opts.local_ip or ip.dst != opts.remote_ip:
+        return False
+    if TCP not in ip:
+        return True
+    tcp = ip[TCP]
+    if flow.local_port is not None and tcp.sport != flow.local_port:
+        return False
+    return bool(tcp.dport == flow.remote_port or flow.local_port is None)
+
+
+def _option_diffs(
+    expected: tuple[sx.TcpOptionSpec, ...], actual: list[tuple[object, object]], flow: Flow, opts: RunOptions
+) -> list[FieldDiff]:
+    names = {
+        sx.NopOption: "NOP",
+        sx.EolOption: "EOL",
+        sx.MssOption: "MSS",
+        sx.WscaleOption: "WScale",
+        sx.SackOkOption: "SAckOK",
+        sx.SackOption: "SAck",
+        sx.TimestampOption: "Timestamp",
+    }
+    want = [names.get(type(o), type(o).__name__) for o in expected]
+    got = [str(k) for k, _ in actual]
+    if want != got:
+        return [FieldDiff("tcp.options", ",".join(want) or "(none)", ",".join(got) or "(none)")]
+    diffs: list[FieldDiff] = []
+    for spec, (_name, value) in zip(expected, actual, strict=True):
+        if isinstance(spec, sx.MssOption) and value != spec.mss:
+            diffs.append(FieldDiff("tcp.options.mss", str(spec.mss), str(value)))
+        elif isinstance(spec, sx.WscaleOption) and value != spec.shift:
+            diffs.append(FieldDiff("tcp.options.wscale", str(spec.shift), str(value)))
+        elif isinstance(spec, sx.SackOption):
+            live = tuple(value) if isinstance(value, tuple) else ()
+            script = tuple((e - flow.remote_isn) & MASK for e in live)
+            want_edges = tuple(x for b in spec.blocks for x in (b.left, b.right))
+            if script != want_edges:
+                diffs.append(FieldDiff("tcp.options.sack", str(want_edges), str(script)))
+        elif isinstance(spec, sx.TimestampOption):
+            assert isinstance(value, tuple)
+            tsval = int(value[0])
+            if not flow.ts_map:
+                flow.ts_map[spec.val] = tsval
+            elif opts.tcp_ts_tick_usecs:
+                first_script, first_live = next(iter(flow.ts_map.items()))
+                expect = (first_live + spec.val - first_script) & MASK
+                if abs(((tsval - expect + (1 << 31)) & MASK) - (1 << 31)) > 1:
+                    diffs.append(FieldDiff("tcp.options.ts_val", str(expect), str(tsval)))
+            flow.ts_map[spec.val] = tsval
+    return diffs
+
+
+def match_tcp(
+    body: sx.TcpBody, segments: list[bytes], flow: Flow, opts: RunOptions, ip_info: sx.IpInfo | None
+) -> list[FieldDiff]:
+    """Compare one scripted outbound segment with the live segment(s) that make it up
+    (several when aggregating TSO-split data, GRAMMAR.md §3.2)."""
+    ips = [IP(p) for p in segments]
+    tcps = [ip[TCP] for ip in ips]
+    first = tcps[0]
+    diffs: list[FieldDiff] = []
+    flags = int(first.flags) | (first.reserved << 9 if hasattr(first, "reserved") else 0)
+    for t in tcps[1:]:
+        flags |= int(t.flags) & 0x09  # PSH and FIN may sit on the last piece
+    if flags & 0x1FF != body.flag_bits:
+        diffs.append(FieldDiff("tcp.flags", body.flags or "-", str(first.flags) or "-"))
+    if body.flag_bits & 0x02:
+        flow.local_isn = (first.seq - body.seq_start) & MASK
+        flow.local_port = first.sport
+        flow.remote_port = first.dport
+    elif flow.local_isn is None:
+        raise ScriptRuntimeError("an outbound non-SYN segment before the stack's ISN is known")
+    else:
+        expect = (body.seq_start + flow.local_isn) & MASK
+        if first.seq != expect:
+            diffs.append(FieldDiff("tcp.seq", str(body.seq_start), str((first.seq - flow.local_isn) & MASK)))
+    if body.ack is not None and body.flag_bits & 0x10:
+        expect_ack = (body.ack + flow.remote_isn) & MASK
+        if first.ack != expect_ack:
+            diffs.append(FieldDiff("tcp.ack", str(body.ack), str((first.ack - flow.remote_isn) & MASK)))
+    if body.win is not None and first.window != body.win:
+        diffs.append(FieldDiff("tcp.win", str(body.win), str(first.window)))
+    if body.urg is not None and first.urgptr != body.urg:
+        diffs.append(FieldDiff("tcp.urg", str(body.urg), str(first.urgptr)))
+    length = sum(len(bytes(t.payload)) for t in tcps)
+    if length != body.seq_len:
+        diffs.append(FieldDiff("tcp.payload_length", str(body.seq_len), str(length)))
+    if not isinstance(body.options, sx.AnyOptions):
+        diffs += _option_diffs(body.options or (), list(first.options), flow, opts)
+    fields = _ip_fields(ip_info)
+    if "tos" in fields and ips[0].tos != fields["tos"]:
+        diffs.append(FieldDiff("ip.tos", hex(fields["tos"]), hex(ips[0].tos)))
+    if "ttl" in fields and ips[0].ttl != fields["ttl"]:
+        diffs.append(FieldDiff("ip.ttl", str(fields["ttl"]), str(ips[0].ttl)))
+    return diffs
+
+
+def describe(packet: bytes) -> str:
+    """A one-line, tcpdump-like rendering of a live packet."""
+    ip = IP(packet)
+    if TCP in ip:
+        t = ip[TCP]
+        opts = ",".join(f"{k} {v}" if v not in (None, b"") else str(k) for k, v in t.options)
+        return (
+            f"{ip.src}:{t.sport} > {ip.dst}:{t.dport} {t.flags} seq {t.seq} ack {t.ack} "
+            f"win {t.window} len {len(bytes(t.payload))}" + (f" <{opts}>" if opts else "")
+        )
+    return ip.summary()
