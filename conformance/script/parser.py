@@ -17,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 from conformance.script.errors import ScriptError, raise_first
 from conformance.script.lexer import Token, TokenKind, tokenize
@@ -79,6 +80,8 @@ from conformance.script.syntax import (
     icmp_code_number,
     icmp_type_number,
 )
+
+_T = TypeVar("_T")
 
 __all__ = ["parse", "parse_file"]
 
@@ -161,6 +164,22 @@ class _Parser:
         if self.tok.kind is TokenKind.UNKNOWN:
             return self.abort(self.tok, _unknown_char(self.tok))
         return self.abort(self.tok, f"expected {what}, got {self.tok.describe()}")
+
+    def items(self, closing: str, item: Callable[[], _T], what: str) -> list[_T]:
+        """Comma-separated ``item``s up to ``closing`` (none at all is allowed), which
+        is consumed; anything else after an item is reported as expecting ``what``."""
+        found: list[_T] = []
+        if not self.tok.is_punct(closing):
+            while True:
+                found.append(item())
+                if self.tok.is_punct(","):
+                    self.advance()
+                    continue
+                if self.tok.is_punct(closing):
+                    break
+                raise self.expected(what)
+        self.advance()
+        return found
 
     def expect_punct(self, char: str, what: str) -> Token:
         if not self.tok.is_punct(char):
@@ -398,17 +417,7 @@ class _Parser:
         if not self.tok.is_punct("("):
             raise self.expected(f"'(' after the system call name '{name.text}'")
         self.advance()
-        args: list[Expr] = []
-        if not self.tok.is_punct(")"):
-            while True:
-                args.append(self.expr())
-                if self.tok.is_punct(","):
-                    self.advance()
-                    continue
-                if self.tok.is_punct(")"):
-                    break
-                raise self.expected("')' after syscall arguments")
-        self.advance()
+        args = self.items(")", self.expr, "')' after syscall arguments")
         if not self.tok.is_punct("="):
             raise self.expected(f"'=' and the expected return value after {name.text}(...)")
         self.advance()
@@ -480,17 +489,7 @@ class _Parser:
 
     def call(self, name: Token) -> CallExpr:
         self.advance()  # (
-        args: list[Expr] = []
-        if not self.tok.is_punct(")"):
-            while True:
-                args.append(self.expr())
-                if self.tok.is_punct(","):
-                    self.advance()
-                    continue
-                if self.tok.is_punct(")"):
-                    break
-                raise self.expected(f"',' or ')' after the arguments of {name.text}()")
-        self.advance()
+        args = self.items(")", self.expr, f"',' or ')' after the arguments of {name.text}()")
         call = CallExpr(name.text, tuple(args), line=name.line, col=name.col)
         if name.text not in _FUNCTIONS:
             self.report(name, f"unknown function '{name.text}': expected one of {', '.join(_FUNCTIONS)}")
@@ -519,32 +518,12 @@ class _Parser:
 
     def array(self) -> ArrayExpr:
         opening = self.advance()
-        items: list[Expr] = []
-        if not self.tok.is_punct("]"):
-            while True:
-                items.append(self.expr())
-                if self.tok.is_punct(","):
-                    self.advance()
-                    continue
-                if self.tok.is_punct("]"):
-                    break
-                raise self.expected("',' or ']' in the array")
-        self.advance()
+        items = self.items("]", self.expr, "',' or ']' in the array")
         return ArrayExpr(tuple(items), line=opening.line, col=opening.col)
 
     def struct(self) -> StructExpr:
         opening = self.advance()
-        fields: list[tuple[str | None, Expr]] = []
-        if not self.tok.is_punct("}"):
-            while True:
-                fields.append(self.member())
-                if self.tok.is_punct(","):
-                    self.advance()
-                    continue
-                if self.tok.is_punct("}"):
-                    break
-                raise self.expected("',' or '}' in the struct")
-        self.advance()
+        fields = self.items("}", self.member, "',' or '}' in the struct")
         return StructExpr(tuple(fields), line=opening.line, col=opening.col)
 
     def member(self) -> tuple[str | None, Expr]:
@@ -877,17 +856,8 @@ class _Parser:
             return AnyOptions(line=opening.line, col=opening.col)
         if self.tok.is_punct(">"):
             raise self.abort(self.tok, "empty TCP option list: leave out '<>' (no options) or write <...>")
-        options: list[TcpOptionSpec] = []
         errors_before = len(self.errors)
-        while True:
-            options.append(self.tcp_option())
-            if self.tok.is_punct(","):
-                self.advance()
-                continue
-            if self.tok.is_punct(">"):
-                self.advance()
-                break
-            raise self.expected("',' or '>' in the TCP option list")
+        options = self.items(">", self.tcp_option, "',' or '>' in the TCP option list")
         if len(self.errors) > errors_before:
             return tuple(options)  # a bad option's length would only add noise
         total = sum(option.length for option in options)
