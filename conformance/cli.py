@@ -46,6 +46,19 @@ def _define(text: str) -> tuple[str, str]:
     return symbol, value
 
 
+def _add_define(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-D",
+        "--define",
+        dest="defines",
+        action="append",
+        type=_define,
+        default=[],
+        metavar="SYM=VAL",
+        help="substitute VAL for the word SYM (as packetdrill's -D); repeatable",
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m conformance",
@@ -59,16 +72,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "as path:line:col: message.  Exit 0 if all parse, 2 otherwise.",
     )
     check.add_argument("paths", nargs="+", metavar="PATH", help="a .pkt file or a directory")
-    check.add_argument(
-        "-D",
-        "--define",
-        dest="defines",
-        action="append",
-        type=_define,
-        default=[],
-        metavar="SYM=VAL",
-        help="substitute VAL for the word SYM (as packetdrill's -D); repeatable",
-    )
+    _add_define(check)
     check.add_argument("-v", "--verbose", action="store_true", help="also print 'path: ok (N events)'")
     check.set_defaults(handler=_check)
     run = commands.add_parser(
@@ -84,9 +88,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", help="write the results as JSON")
     run.add_argument("--pcap-dir", metavar="DIR", help="write one pcap per case")
     run.add_argument("-v", "--verbose", action="store_true", help="print every case's verdict")
-    run.add_argument(
-        "-D", "--define", dest="defines", action="append", type=_define, default=[], metavar="SYM=VAL"
-    )
+    _add_define(run)
     run.set_defaults(handler=_run)
     return parser
 
