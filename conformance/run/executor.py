@@ -499,7 +499,9 @@ def run_case(
     result = CaseResult(str(path), target.name, Verdict.PASS)
     try:
         script = parse_file(str(path), defines=defines)
-        opts = merge(script, cli_options)
+        opts = merge(
+            script, cli_options, default_tolerance_usecs=getattr(target, "default_tolerance_usecs", 4000)
+        )
     except (ScriptError, OptionError, OSError) as e:
         result.verdict, result.reason = Verdict.ERROR, str(e)
         return result

@@ -63,9 +63,12 @@ def _apply(values: dict[str, object], name: str, value: str | None) -> None:
         values["ignored"] = (*values.get("ignored", ()), name)  # type: ignore[misc]
 
 
-def merge(script: Script, cli: dict[str, str | None] | None = None) -> RunOptions:
-    """Script options first, then the command line's (packetdrill's precedence)."""
-    values: dict[str, object] = {}
+def merge(
+    script: Script, cli: dict[str, str | None] | None = None, *, default_tolerance_usecs: int = 4000
+) -> RunOptions:
+    """Script options first, then the command line's (packetdrill's precedence).
+    ``default_tolerance_usecs`` is the target's default when neither sets one."""
+    values: dict[str, object] = {"tolerance_usecs": default_tolerance_usecs}
     for opt in script.options:
         _apply(values, opt.name, opt.value)
     for name, value in (cli or {}).items():
