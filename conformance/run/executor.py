@@ -33,7 +33,16 @@ from ..script import ScriptError, parse_file
 from ..script import syntax as sx
 from ..target import Call, CaseConfig, Session, Setting, Target, UnsupportedSettingError
 from .options import OptionError, RunOptions, merge
-from .packets import Flow, ScriptRuntimeError, build_inbound, describe, is_flow_packet, match_tcp
+from .packets import (
+    Flow,
+    ScriptRuntimeError,
+    build_inbound,
+    describe,
+    is_flow_packet,
+    match_icmp,
+    match_tcp,
+    match_udp,
+)
 from .symbols import UnknownSymbolError, lookup
 
 SNIFF_GRACE = 2.0  # packetdrill sniffs for the expected delay + 2 s
@@ -250,14 +259,20 @@ class Executor:
                 segments.append(more[1])
                 have += len(bytes(IP(more[1])[TCP].payload))
             diffs = match_tcp(body, segments, self.flow, self.opts, action.ip_info)
-            if diffs:
-                raise self.fail(
-                    action,
-                    "outbound packet differs: " + ", ".join(d.name for d in diffs),
-                    expected=_render(action),
-                    actual=describe(packet),
-                    fields=diffs,
-                )
+        elif isinstance(body, sx.UdpBody):
+            diffs = match_udp(body, packet, action.ports)
+        elif isinstance(body, sx.IcmpBody):
+            diffs = match_icmp(body, packet)
+        else:
+            raise ScriptRuntimeError(f"outbound {type(body).__name__} packets are not supported")
+        if diffs:
+            raise self.fail(
+                action,
+                "outbound packet differs: " + ", ".join(d.name for d in diffs),
+                expected=_render(action),
+                actual=describe(packet),
+                fields=diffs,
+            )
         return when
 
     def next_flow_packet(self, deadline: float) -> tuple[float, bytes] | None:

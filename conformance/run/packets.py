@@ -272,6 +272,36 @@ def match_tcp(
     return diffs
 
 
+def match_udp(body: sx.UdpBody, packet: bytes, ports: sx.Ports | None) -> list[FieldDiff]:
+    """An outbound ``udp(N)`` line: protocol, payload length, ports when written."""
+    ip = IP(packet)
+    if UDP not in ip:
+        return [FieldDiff("ip.protocol", "udp", str(ip.proto))]
+    udp = ip[UDP]
+    diffs = []
+    if len(bytes(udp.payload)) != body.length:
+        diffs.append(FieldDiff("udp.length", str(body.length), str(len(bytes(udp.payload)))))
+    if ports is not None and (udp.sport, udp.dport) != (ports.src, ports.dst):
+        diffs.append(FieldDiff("udp.ports", f"{ports.src}>{ports.dst}", f"{udp.sport}>{udp.dport}"))
+    return diffs
+
+
+def match_icmp(body: sx.IcmpBody, packet: bytes) -> list[FieldDiff]:
+    """An outbound ``icmp TYPE [CODE] [mtu N]`` line: type, code and MTU as written."""
+    ip = IP(packet)
+    if ICMP not in ip:
+        return [FieldDiff("ip.protocol", "icmp", str(ip.proto))]
+    icmp = ip[ICMP]
+    diffs = []
+    if icmp.type != body.type_num:
+        diffs.append(FieldDiff("icmp.type", str(body.type_num), str(icmp.type)))
+    if body.code is not None and icmp.code != body.code_num:
+        diffs.append(FieldDiff("icmp.code", str(body.code_num), str(icmp.code)))
+    if body.mtu is not None and icmp.nexthopmtu != body.mtu:
+        diffs.append(FieldDiff("icmp.mtu", str(body.mtu), str(icmp.nexthopmtu)))
+    return diffs
+
+
 def describe(packet: bytes) -> str:
     """A one-line, tcpdump-like rendering of a live packet."""
     ip = IP(packet)

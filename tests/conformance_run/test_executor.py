@@ -25,6 +25,9 @@ EXPECTED = {
     "error_unknown_symbol.pkt": (Verdict.ERROR, Verdict.ERROR),
     "skip_shell_on_refstack.pkt": (Verdict.SKIP, Verdict.PASS),
     "ten_seconds.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_udp_port_unreachable.pkt": (Verdict.PASS, Verdict.PASS),
+    "fail_icmp_wrong_code.pkt": (Verdict.FAIL, Verdict.FAIL),
+    "pass_udp_echo.pkt": (Verdict.PASS, Verdict.PASS),
 }
 
 
