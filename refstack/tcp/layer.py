@@ -135,9 +135,8 @@ class TcpLayer:
     def spawn_child(self, listener: TcpEndpoint, syn: Incoming, now: float) -> None:
         """A SYN reached a listener (§3.10.7.2 third): a new connection in SYN-RECEIVED."""
         child = TcpEndpoint(self, parent=listener)
-        child.local = self._pending_local
-        child.remote = self._pending_remote
-        assert child.local is not None and child.remote is not None
+        child.local = syn.destination
+        child.remote = syn.source
         self.connections[(child.local[0], child.local[1], child.remote[0], child.remote[1])] = child
         self._bound.setdefault(child.local[1], []).append(child)
         listener.syn_queue.append(child)
@@ -161,33 +160,24 @@ class TcpLayer:
         key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
         ep = self.connections.get(key)
         if ep is not None:
-            ep.segment_arrives(incoming(seg, ep.rcv_nxt, ep.snd_una), now)
+            ep.segment_arrives(incoming(seg, ep.rcv_nxt, ep.snd_una, ip.src, ip.dst), now)
             return
+        inc = incoming(seg, seg.seq, seg.ack, ip.src, ip.dst)
         listener = self.listeners.get((ip.dst, seg.dst_port)) or self.listeners.get((ANY, seg.dst_port))
         if listener is not None:
-            self._pending_local = (ip.dst, seg.dst_port)
-            self._pending_remote = (ip.src, seg.src_port)
-            listener.segment_arrives(incoming(seg, seg.seq, seg.ack), now)
+            listener.segment_arrives(inc, now)
             return
         counters["tcp_rx_no_socket"] += 1
-        self._reset_closed(ip.dst, ip.src, incoming(seg, seg.seq, seg.ack), seg, now)
+        if not inc.rst:  # §3.10.7.1: an incoming RST is discarded
+            self.send_reset_for(inc, None, now)
 
-    _pending_local: tuple[Ipv4Addr, int] | None = None
-    _pending_remote: tuple[Ipv4Addr, int] | None = None
-
-    def _reset_closed(
-        self, local: Ipv4Addr, remote: Ipv4Addr, inc: Incoming, seg: TcpSegment, now: float
-    ) -> None:
-        """§3.10.7.1: reply to a segment for a connection that does not exist."""
-        if not inc.rst:
-            self._reset_reply((local, seg.dst_port), (remote, seg.src_port), inc, now)
-
-    def send_reset_for(self, inc: Incoming, ep: TcpEndpoint, now: float) -> None:
-        """The reset an endpoint owes for ``inc`` (a listener replies from the pending 4-tuple)."""
-        local = ep.local if ep.remote is not None else self._pending_local
-        remote = ep.remote if ep.remote is not None else self._pending_remote
-        assert local is not None and remote is not None
-        self._reset_reply(local, remote, inc, now)
+    def send_reset_for(self, inc: Incoming, ep: TcpEndpoint | None, now: float) -> None:
+        """The reset owed for ``inc`` (§3.10.7.1-3), from the connection's addresses, or
+        the segment's own when there is no connection (a closed port, a listener)."""
+        if ep is not None and ep.local is not None and ep.remote is not None:
+            self._reset_reply(ep.local, ep.remote, inc, now)
+        else:
+            self._reset_reply(inc.destination, inc.source, inc, now)
 
     def _reset_reply(
         self, local: tuple[Ipv4Addr, int], remote: tuple[Ipv4Addr, int], inc: Incoming, now: float

@@ -30,6 +30,9 @@ class Incoming:
     sack_permitted: bool = False
     ts: tuple[int, int] | None = None  # (TSval, TSecr)
     sack_blocks: tuple[tuple[int, int], ...] = ()
+    # Where it came from and went to: (address, port) of the sender and of us.
+    source: tuple[bytes, int] = (bytes(4), 0)
+    destination: tuple[bytes, int] = (bytes(4), 0)
 
     @property
     def syn(self) -> bool:
@@ -65,8 +68,9 @@ class Incoming:
         return self.seq + self.seg_len
 
 
-def incoming(seg: TcpSegment, rcv_ref: int, snd_ref: int) -> Incoming:
-    """Decode ``seg``, unwrapping SEQ near ``rcv_ref`` and ACK (and SACK edges) near ``snd_ref``."""
+def incoming(seg: TcpSegment, rcv_ref: int, snd_ref: int, src: bytes, dst: bytes) -> Incoming:
+    """Decode ``seg`` (from ``src`` to ``dst``), unwrapping SEQ near ``rcv_ref`` and ACK
+    (and SACK edges) near ``snd_ref``."""
     inc = Incoming(
         seq=unwrap(seg.seq, rcv_ref),
         ack=unwrap(seg.ack, snd_ref),
@@ -74,6 +78,8 @@ def incoming(seg: TcpSegment, rcv_ref: int, snd_ref: int) -> Incoming:
         wnd=seg.window,
         up=seg.urgent_pointer,
         payload=seg.payload,
+        source=(src, seg.src_port),
+        destination=(dst, seg.dst_port),
     )
     for opt in seg.options:
         if isinstance(opt, Mss):
