@@ -162,12 +162,20 @@ class RefstackSession:
             raise UnsupportedSettingError(str(e)) from None
 
     def _shell(self, command: str) -> None:
-        """Only ``sysctl [-q] [-w] key=value...`` is modelled on refstack (applied to
-        its profile); any other command makes the case skip with the reason."""
+        """Modelled on refstack: ``sysctl [-q] [-w] key=value...`` (applied to its
+        profile) and ``ethtool -K DEV FEATURE off...`` (a no-op: it has no offloads);
+        any other command makes the case skip with the reason."""
         try:
             words = shlex.split(command)
         except ValueError as e:
             raise UnsupportedSettingError(f"cannot parse shell command {command!r}: {e}") from None
+        if words[:2] == ["ethtool", "-K"] and len(words) >= 5 and len(words) % 2 == 1:
+            # Turning offloads *off* is refstack's native state (it never emits TSO/GSO
+            # super-packets), so it is a true no-op; turning one on is not modelled.
+            pairs = list(zip(words[3::2], words[4::2], strict=True))
+            if all(state == "off" for _, state in pairs):
+                return
+            raise UnsupportedSettingError(f"refstack has no offloads to turn on: {command.strip()!r}")
         if not words or words[0] != "sysctl":
             raise UnsupportedSettingError(f"shell command not modelled on refstack: {command.strip()!r}")
         assignments = [w for w in words[1:] if not w.startswith("-")]

@@ -83,6 +83,7 @@ class TcpEndpoint:
         self.max_snd_wnd = 0
         self.snd_wscale = 0
         self._snd_sml = 0  # end of the last small segment sent (Minshall's Nagle)
+        self._pushed_seq = 0  # end of the last segment sent with PSH (Linux pushed_seq)
         self._rtx_next: int | None = None  # go-back retransmission cursor after an RTO
         self.snd_buf = bytearray()  # unacknowledged and unsent data, starting at iss + 1 + _buf_acked
         self._buf_seq = 0  # sequence number of snd_buf[0]
@@ -349,7 +350,7 @@ class TcpEndpoint:
     def _init_send_space(self, now: float) -> None:
         profile = self.layer.stack.profile
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
-        self._buf_seq = self.iss + 1
+        self._buf_seq = self._pushed_seq = self.iss + 1
         self.rcv_wscale = profile.rcv_wscale
         mtu = self.layer.stack.ip.path_mtu(self.remote[0], now) if self.remote else 1500
         # RFC 6691 §2 / RFC 9293 §3.7.1: MSS = MTU - 40 (fixed headers only).
@@ -357,15 +358,25 @@ class TcpEndpoint:
 
     def eff_mss(self) -> int:
         """The effective send MSS of RFC 9293 §3.7.1 (MUST-16): the peer's MSS capped by
-        the path MTU, less the TCP options every segment carries (timestamps)."""
+        the path MTU, less the TCP options every segment carries (timestamps).
+
+        As Linux (tcp_bound_to_half_wnd), it is also capped at half the largest window
+        the peer has offered (the whole window when that is at most 536 bytes), but
+        never below 68 bytes of IP datagram; RFC 9293 §3.8.6.2.1 leaves the sender's
+        segment sizes to it, and small segments into a small window avoid stalls."""
         assert self.remote is not None
         mtu = self.layer.stack.ip.path_mtu(self.remote[0], self.now)
         mss = min(self.peer_mss, mtu - IP_TCP_HEADERS)
         if self.maxseg:
             mss = min(mss, self.maxseg)
-        if self.ts_ok:
-            mss -= TS_OPTION_LEN
-        return max(mss, self.layer.stack.profile.tcp_min_snd_mss)
+        options = TS_OPTION_LEN if self.ts_ok else 0
+        mss = max(mss - options, self.layer.stack.profile.tcp_min_snd_mss)
+        window = self.max_snd_wnd
+        if window:
+            cutoff = window >> 1 if window > self.layer.stack.profile.tcp_default_mss else window
+            if mss > cutoff:
+                mss = max(cutoff, 68 - 20 - options)
+        return mss
 
     def _current_mss(self) -> int:
         """The payload that fits the next segment: the effective MSS less the SACK
@@ -628,7 +639,13 @@ class TcpEndpoint:
             payload = bytes(self.snd_buf[start : start + size])
             end = point + size
             with_fin = fin_pending and end == data_end  # Linux lets the FIN ride on the last data
-            flags = ACK | (PSH if end == data_end else 0) | (FIN if with_fin else 0)
+            # PSH (RFC 9293 §3.9.1 leaves it to the sender) as Linux sets it: on the
+            # segment that ends the queued data, and on one that takes the data pushed
+            # past half the peer's largest window since the last push (forced_push).
+            push = end == data_end or (rtx is None and end - self._pushed_seq > self.max_snd_wnd >> 1)
+            if push and rtx is None:
+                self._pushed_seq = end
+            flags = ACK | (PSH if push else 0) | (FIN if with_fin else 0)
             self._emit(flags, point, payload)
             if rtx is None:
                 if self._rtt_seq is None and not self.ts_ok:

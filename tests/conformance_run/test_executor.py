@@ -28,6 +28,7 @@ EXPECTED = {
     "pass_udp_port_unreachable.pkt": (Verdict.PASS, Verdict.PASS),
     "fail_icmp_wrong_code.pkt": (Verdict.FAIL, Verdict.FAIL),
     "pass_udp_echo.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_mss_half_window.pkt": (Verdict.PASS, Verdict.PASS),
 }
 
 

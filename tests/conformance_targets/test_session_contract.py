@@ -173,8 +173,11 @@ def test_refstack_runs_ten_seconds_of_script_time_fast() -> None:
 def test_refstack_skips_shell_commands_it_does_not_model() -> None:
     s = RefstackTarget().open(CaseConfig(name="shell"))
     try:
+        assert s.apply(Setting("shell", "ethtool -K tun0 tso off gso off")) == (True, "")
+        with pytest.raises(UnsupportedSettingError, match="no offloads to turn on"):
+            s.apply(Setting("shell", "ethtool -K tun0 tso on"))
         with pytest.raises(UnsupportedSettingError, match="not modelled"):
-            s.apply(Setting("shell", "ethtool -K tun0 tso off gso off"))
+            s.apply(Setting("shell", "tc qdisc add dev tun0 root pfifo"))
         assert s.apply(Setting("shell", "sysctl -q net.ipv4.tcp_sack=0")) == (True, "")
         assert not s.stack.profile.tcp_sack  # type: ignore[attr-defined]
         assert s.apply(Setting("sysctl", "net.ipv4.tcp_congestion_control", "reno")) == (True, "")
