@@ -29,6 +29,11 @@ EXPECTED = {
     "fail_icmp_wrong_code.pkt": (Verdict.FAIL, Verdict.FAIL),
     "pass_udp_echo.pkt": (Verdict.PASS, Verdict.PASS),
     "pass_mss_half_window.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_rst_on_close_with_unread_data.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_linger_zero_rst.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_challenge_ack_in_window_rst.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_synack_backoff.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_zero_window_probe.pkt": (Verdict.PASS, Verdict.PASS),
 }
 
 
