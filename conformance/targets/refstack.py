@@ -226,14 +226,18 @@ class RefstackSession:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
         return sock
 
-    def _blocking_attempt(self, fd: int, op: Callable[[], CallResult]) -> tuple[Attempt, None]:
-        """Run ``op``; on a blocking socket, EAGAIN means "try again later"."""
+    def _blocking_attempt(
+        self, fd: int, op: Callable[[], CallResult], flags: int = 0
+    ) -> tuple[Attempt, None]:
+        """Run ``op``; on a blocking socket, EAGAIN means "try again later" -- unless
+        the call itself asked not to wait (MSG_DONTWAIT, as on Linux)."""
+        blocking = self._blocking.get(fd, True) and not flags & rsocket.MSG_DONTWAIT
 
         def attempt() -> CallResult | None:
             try:
                 return op()
             except BlockingIOError:
-                if self._blocking.get(fd, True):
+                if blocking:
                     return None
                 return CallResult(-1, errno.EAGAIN)
             except OSError as e:
@@ -332,20 +336,20 @@ class RefstackSession:
                 try:
                     sent += sock.send(data[sent:], flags)
                 except BlockingIOError:
-                    if sent and not self._blocking.get(fd, True):
+                    if sent and (not self._blocking.get(fd, True) or flags & rsocket.MSG_DONTWAIT):
                         break
                     raise
             return CallResult(sent)
 
-        return self._blocking_attempt(fd, op)
+        return self._blocking_attempt(fd, op, flags)
 
     def _sys_sendto(
         self, fd: int, data: bytes, flags: int, address: tuple[str, int] | None
     ) -> tuple[Attempt, None]:
         sock = self._sock(fd)
         if address is None:
-            return self._blocking_attempt(fd, lambda: CallResult(sock.send(data, flags)))
-        return self._blocking_attempt(fd, lambda: CallResult(sock.sendto(data, flags, address)))
+            return self._blocking_attempt(fd, lambda: CallResult(sock.send(data, flags)), flags)
+        return self._blocking_attempt(fd, lambda: CallResult(sock.sendto(data, flags, address)), flags)
 
     def _sys_read(self, fd: int, count: int) -> tuple[Attempt, None]:
         return self._sys_recv(fd, count, 0)
@@ -357,7 +361,7 @@ class RefstackSession:
             data = sock.recv(count, flags)
             return CallResult(len(data), value=data)
 
-        return self._blocking_attempt(fd, op)
+        return self._blocking_attempt(fd, op, flags)
 
     def _sys_recvfrom(self, fd: int, count: int, flags: int) -> tuple[Attempt, None]:
         sock = self._sock(fd)
@@ -366,7 +370,7 @@ class RefstackSession:
             data, peer = sock.recvfrom(count, flags)
             return CallResult(len(data), value=(data, peer))
 
-        return self._blocking_attempt(fd, op)
+        return self._blocking_attempt(fd, op, flags)
 
     def _sys_setsockopt(self, fd: int, level: int, name: int, value: int | bytes) -> tuple[Attempt, None]:
         return self._done(lambda: _void(self._sock(fd).setsockopt, level, name, value))

@@ -22,7 +22,7 @@ from ..timers import Timer
 from ..wire.addresses import Ipv4Addr, ipv4_str
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, build_tcp
 from ..wire.tcp_options import NOP, SACK_PERMITTED, Mss, Sack, TcpOption, Timestamps, WindowScale
-from .congestion import NewReno
+from .congestion import INFINITE_SSTHRESH, NewReno
 from .reassembly import ReassemblyQueue
 from .rto import RtoEstimator
 from .sack import Scoreboard, sack_blocks
@@ -1399,11 +1399,14 @@ class TcpEndpoint:
             "tcpi_rcv_wscale": self.rcv_wscale,
             "tcpi_rto": int(self.rto.rto * 1e6),
             "tcpi_snd_mss": mss,
-            "tcpi_rcv_mss": self.mss_advertised,
+            "tcpi_rcv_mss": self._rcv_mss,  # Linux's estimate of the peer's MSS (536 at first)
             "tcpi_unacked": (self.snd_max - self.snd_una + mss - 1) // mss if mss else 0,
             "tcpi_rtt": int((self.rto.srtt or 0.0) * 1e6),
             "tcpi_rttvar": int(self.rto.rttvar * 1e6),
-            "tcpi_snd_ssthresh": min(self.cc.ssthresh // max(mss, 1), 0x7FFFFFFF) if mss else 0,
+            # Linux reports an unset ("infinite") ssthresh as 0x7fffffff, else in segments.
+            "tcpi_snd_ssthresh": 0x7FFFFFFF
+            if self.cc.ssthresh >= INFINITE_SSTHRESH or not mss
+            else self.cc.ssthresh // mss,
             "tcpi_snd_cwnd": self.cc.cwnd // mss if mss else self.layer.stack.profile.tcp_initial_cwnd,
             "tcpi_total_retrans": self.total_retrans,
             "tcpi_rcv_space": self._rcv_window(),
