@@ -61,8 +61,8 @@ class TcpEndpoint:
         self.nodelay = False
         self.cork = False
         self.quickack = False
-        self.keepalive = False
-        self.keepidle = profile.tcp_keepalive_time
+        self._keepalive = False
+        self._keepidle = profile.tcp_keepalive_time
         self.keepintvl = profile.tcp_keepalive_intvl
         self.keepcnt = profile.tcp_keepalive_probes
         self.linger: int | None = None
@@ -183,6 +183,26 @@ class TcpEndpoint:
     def take_error(self) -> int:
         err, self.error = self.error, 0
         return err
+
+    # SO_KEEPALIVE and TCP_KEEPIDLE take effect at once: setting either re-arms the
+    # keep-alive timer from the last segment received (Linux tcp_sock_set_keepidle).
+    @property
+    def keepalive(self) -> bool:
+        return self._keepalive
+
+    @keepalive.setter
+    def keepalive(self, on: bool) -> None:
+        self._keepalive = on
+        self.arm_keepalive(self.now)
+
+    @property
+    def keepidle(self) -> float:
+        return self._keepidle
+
+    @keepidle.setter
+    def keepidle(self, seconds: float) -> None:
+        self._keepidle = seconds
+        self.arm_keepalive(self.now)
 
     def connect_result(self) -> int:
         return self._connect_errno
@@ -797,7 +817,9 @@ class TcpEndpoint:
             self._keepalive_timer.arm(self._last_recv + self.keepidle)
             return
         if self._keepalive_probes >= self.keepcnt:
+            # Linux resets the connection it gives up on (tcp_send_active_reset).
             self.layer.stack.counters["tcp_keepalive_timeout"] += 1
+            self._send_rst_for_abort(now)
             self._abort(errno.ETIMEDOUT)
             return
         self._keepalive_probes += 1
@@ -807,7 +829,8 @@ class TcpEndpoint:
 
     def arm_keepalive(self, now: float) -> None:
         if self.keepalive and self.state.synchronized:
-            self._keepalive_timer.arm(max(now, self._last_recv) + self.keepidle)
+            # Idle time counts from the last segment received (Linux keepalive_time_elapsed).
+            self._keepalive_timer.arm(max(now, self._last_recv + self.keepidle))
         else:
             self._keepalive_timer.cancel()
 

@@ -34,6 +34,8 @@ EXPECTED = {
     "pass_challenge_ack_in_window_rst.pkt": (Verdict.PASS, Verdict.PASS),
     "pass_synack_backoff.pkt": (Verdict.PASS, Verdict.PASS),
     "pass_zero_window_probe.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_synack_window_with_timestamps.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_keepalive_socket_options.pkt": (Verdict.PASS, Verdict.PASS),
 }
 
 

@@ -177,6 +177,7 @@ def test_keepalive_probes_then_abort() -> None:
         p.at(t)
         p.expect(".", seq=c.iss, ack=1, length=0, at=t)
     p.at(16.0)
+    p.expect("R.", seq=c.iss + 1, ack=1, at=16.0)  # Linux resets what it gives up on
     assert c.ep.state == TcpState.CLOSED and c.ep.take_error() == errno.ETIMEDOUT
 
 
@@ -194,6 +195,18 @@ def test_keepalive_answer_keeps_connection() -> None:
     p.at(20.0)
     p.expect(".", seq=c.iss, at=20.0)
     assert c.ep.state == TcpState.ESTABLISHED
+
+
+def test_setting_so_keepalive_arms_the_timer_from_the_last_segment() -> None:
+    """Regression: setting SO_KEEPALIVE / TCP_KEEPIDLE did not arm the timer, so a
+    socket configured through setsockopt never probed (found with the harness)."""
+    c = establish()
+    c.peer.at(3.0)
+    c.ep.keepidle, c.ep.keepintvl, c.ep.keepcnt = 10.0, 2.0, 3
+    c.ep.keepalive = True
+    c.peer.expect_nothing(until=9.99)
+    c.peer.at(10.0)  # ten idle seconds after the last segment (t=0), as Linux counts
+    c.peer.expect(".", seq=c.iss, ack=1, length=0, at=10.0)
 
 
 def test_keepalive_off_by_default(conn: Conn) -> None:
