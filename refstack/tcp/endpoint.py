@@ -132,6 +132,10 @@ class TcpEndpoint:
         self._last_recv = 0.0
         self._unacked_segments = 0  # received full-size segments not yet ACKed (RFC 1122 §4.2.3.2)
         self._rcv_mss = min(profile.tcp_default_mss, 536)  # Linux tcp_initialize_rcv_mss
+        # Linux's delayed-ACK timeout (icsk_ack.ato): 0 until the first data segment
+        # starts the delayed-ACK engine, then TCP_ATO_MIN.  So a FIN that arrives before
+        # any data is ACKed at once, and one after data 40 ms later.
+        self._ato = 0.0
         self._quickacks = profile.tcp_quickack_segments
         self._last_oow_ack = -1e9
         self._keepalive_probes = 0
@@ -1345,6 +1349,8 @@ class TcpEndpoint:
         if not data:
             self._send_ack(now)
             return
+        if not self._ato:
+            self._ato = self.layer.stack.profile.tcp_ato_min  # the first data (tcp_event_data_recv)
         # Linux's estimate of the peer's MSS (tcp_measure_rcv_mss): the largest segment seen.
         self._rcv_mss = max(self._rcv_mss, len(data))
         full = len(data) >= self._rcv_mss
@@ -1394,7 +1400,7 @@ class TcpEndpoint:
             self.state = S.CLOSE_WAIT
             self._quickacks = 0
             if not self._delack_timer.armed:
-                self._delack_timer.arm(now + self.layer.stack.profile.tcp_ato_min)
+                self._delack_timer.arm(now + self._ato)
             return
         self._send_ack(now)
         if self.state == S.FIN_WAIT_1:

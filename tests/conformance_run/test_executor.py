@@ -36,6 +36,10 @@ EXPECTED = {
     "pass_zero_window_probe.pkt": (Verdict.PASS, Verdict.PASS),
     "pass_synack_window_with_timestamps.pkt": (Verdict.PASS, Verdict.PASS),
     "pass_keepalive_socket_options.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_fin_before_data_acked_at_once.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_fin_after_data_ack_delayed.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_out_of_order_sack.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_nagle.pkt": (Verdict.PASS, Verdict.PASS),
 }
 
 

@@ -50,32 +50,48 @@ def test_time_wait_acks_retransmitted_fin_and_restarts_timer(conn: Conn) -> None
 
 
 def test_passive_close(conn: Conn) -> None:
-    """FIN -> CLOSE-WAIT and EOF to the app; Linux delays that ACK (pingpong, 40 ms);
-    close -> FIN, LAST-ACK; ACK -> CLOSED."""
+    """After data, a FIN -> CLOSE-WAIT and EOF to the app with its ACK delayed 40 ms
+    (Linux: pingpong, ato TCP_ATO_MIN); close -> FIN, LAST-ACK; ACK -> CLOSED."""
     p, iss = conn.peer, conn.iss
-    p.inject("F.", 1, iss + 1)
-    assert conn.ep.state == TcpState.CLOSE_WAIT and conn.ep.recv(10) == b""
+    p.inject("P.", 1, iss + 1, payload=b"x" * 10)
+    p.expect(".", ack=11)
+    p.inject("F.", 11, iss + 1)
+    assert conn.ep.state == TcpState.CLOSE_WAIT and conn.ep.recv(100) == b"x" * 10
+    assert conn.ep.recv(10) == b""
     p.expect_nothing(until=0.039)
     p.at(0.04)
-    p.expect(".", seq=iss + 1, ack=2, at=0.04)
+    p.expect(".", seq=iss + 1, ack=12, at=0.04)
     conn.ep.close(p.now)
     p.at(p.now)
-    p.expect("F.", seq=iss + 1, ack=2)
+    p.expect("F.", seq=iss + 1, ack=12)
     assert conn.ep.state == TcpState.LAST_ACK
-    p.inject(".", 2, iss + 2)
+    p.inject(".", 12, iss + 2)
     assert conn.ep.state == TcpState.CLOSED
 
 
-def test_close_right_after_peer_fin_sends_one_fin_ack(conn: Conn) -> None:
-    """GRAMMAR.md §10 (verified on Linux): the delayed ACK of the peer's FIN rides on
-    our FIN when the application closes at once."""
+def test_fin_before_any_data_is_acked_at_once(conn: Conn) -> None:
+    """Linux's delayed-ACK timeout is 0 until the first data segment (icsk_ack.ato), so
+    a FIN on a connection that never carried data is ACKed at once (checked on Linux)."""
     p, iss = conn.peer, conn.iss
     p.inject("F.", 1, iss + 1)
+    p.at(p.now)
+    p.expect(".", seq=iss + 1, ack=2, at=0.0)
+    assert conn.ep.state == TcpState.CLOSE_WAIT
+
+
+def test_close_right_after_peer_fin_sends_one_fin_ack(conn: Conn) -> None:
+    """GRAMMAR.md §10 (verified on Linux): after data, the delayed ACK of the peer's
+    FIN rides on our FIN when the application closes at once."""
+    p, iss = conn.peer, conn.iss
+    p.inject("P.", 1, iss + 1, payload=b"x" * 10)
+    p.expect(".", ack=11)
+    conn.ep.recv(100)
+    p.inject("F.", 11, iss + 1)
     conn.ep.close(p.now)
     p.at(p.now)
-    p.expect("F.", seq=iss + 1, ack=2)
+    p.expect("F.", seq=iss + 1, ack=12)
     p.expect_nothing()  # no separate ACK of the peer's FIN was sent
-    p.inject(".", 2, iss + 2)
+    p.inject(".", 12, iss + 2)
     p.expect_nothing(until=1.0)  # and, with our FIN acknowledged, nothing follows
 
 
