@@ -246,7 +246,12 @@ def match_tcp(
         flow.local_port = first.sport
         flow.remote_port = first.dport
     elif flow.local_isn is None:
-        raise ScriptRuntimeError("an outbound non-SYN segment before the stack's ISN is known")
+        # A reset for a connection that never existed (§3.10.7.1: <SEQ=0> or
+        # <SEQ=SEG.ACK>) comes before any SYN from the stack: its numbers are absolute.
+        if not body.flag_bits & 0x04:
+            raise ScriptRuntimeError("an outbound non-SYN segment before the stack's ISN is known")
+        if first.seq != body.seq_start & MASK:
+            diffs.append(FieldDiff("tcp.seq", str(body.seq_start), str(first.seq)))
     else:
         expect = (body.seq_start + flow.local_isn) & MASK
         if first.seq != expect:

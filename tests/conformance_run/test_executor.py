@@ -40,6 +40,10 @@ EXPECTED = {
     "pass_fin_after_data_ack_delayed.pkt": (Verdict.PASS, Verdict.PASS),
     "pass_out_of_order_sack.pkt": (Verdict.PASS, Verdict.PASS),
     "pass_nagle.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_data_beyond_window.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_syn_to_closed_port.pkt": (Verdict.PASS, Verdict.PASS),
+    "fail_rst_wrong_seq.pkt": (Verdict.FAIL, Verdict.FAIL),
+    "pass_first_data_acked_at_once.pkt": (Verdict.PASS, Verdict.PASS),
 }
 
 
