@@ -109,12 +109,10 @@ class UdpEndpoint:
         if self.local[0] == ANY:
             self._layer.rebind_address(self, hop.source)
         self.remote = (addr, port)
-        self._layer.index(self)
 
     def disconnect(self) -> None:
         """connect(AF_UNSPEC): forget the peer."""
         self.remote = None
-        self._layer.index(self)
 
     def sendto(self, data: bytes, dest: Address | None, now: float) -> int:
         stack = self._layer.stack
@@ -230,9 +228,6 @@ class UdpLayer:
     def rebind_address(self, ep: UdpEndpoint, addr: Ipv4Addr) -> None:
         assert ep.local is not None
         ep.local = (addr, ep.local[1])
-
-    def index(self, ep: UdpEndpoint) -> None:
-        """Connected and bound endpoints live in one list per port; order is fixed at bind."""
 
     def unbind(self, ep: UdpEndpoint) -> None:
         if ep.local is not None:
