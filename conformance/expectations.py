@@ -35,6 +35,10 @@ Each ``[[xfail]]`` table is one entry, with exactly these keys:
     Why the target diverges: a non-empty string, shown as the xfail's reason.
 ``verdicts`` (optional, default ``["fail"]``)
     The verdicts the divergence explains: ``"fail"`` and/or ``"error"``.
+``line`` (optional)
+    The script line where the divergence shows: the entry then explains only a
+    failure whose first mismatch is at that line, so the same case failing anywhere
+    else is still a failure (and says which line the entry expected).
 
 Anything else -- a missing or empty reason, a bad glob, an unknown key, a verdict
 other than fail or error, a TOML syntax error -- raises :class:`ExpectationsError`
@@ -73,7 +77,7 @@ __all__ = ["EXPLAINABLE", "Entry", "Expectations", "ExpectationsError", "GlobErr
 EXPLAINABLE = frozenset({Verdict.FAIL, Verdict.ERROR})
 """The verdicts an entry may list in ``verdicts``."""
 
-_ENTRY_KEYS = frozenset({"case", "reason", "verdicts"})
+_ENTRY_KEYS = frozenset({"case", "reason", "verdicts", "line"})
 _TOP_KEYS = frozenset({"xfail"})
 _HEADER = re.compile(r"^\s*\[\[\s*xfail\s*\]\]\s*(#.*)?$")
 
@@ -168,6 +172,7 @@ class Entry:
     reason: str
     verdicts: frozenset[Verdict] = frozenset({Verdict.FAIL})
     source: str = ""  # "<file>:<line>" or "<file> entry <n>", for messages and reports
+    line: int | None = None  # the script line the divergence shows at; None: any
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -176,6 +181,10 @@ class Entry:
     def matches(self, relpath: str) -> bool:
         """Whether the glob covers ``relpath`` (already relative to the corpus root)."""
         return self._regex.match(relpath) is not None
+
+    def explains_line(self, line: int | None) -> bool:
+        """Whether a failure whose first mismatch is at ``line`` is this divergence."""
+        return self.line is None or line == self.line
 
 
 class Expectations:
@@ -261,12 +270,13 @@ class Expectations:
         ]
         return cls(target, entries, root, source)
 
-    def match(self, case: str, verdict: Verdict | None = None) -> Entry | None:
+    def match(self, case: str, verdict: Verdict | None = None, line: int | None = None) -> Entry | None:
         """The first entry covering ``case`` (and listing ``verdict``, when given).
 
         ``case`` is a result's case: a path (absolute, relative to the current
-        directory, or relative to the corpus root) or a pytest node id.  Every entry
-        whose glob covers the case counts as used (see :meth:`unused_entries`).
+        directory, or relative to the corpus root) or a pytest node id.  ``line`` is
+        the failure's mismatch line: an entry pinned to another line does not match.
+        Every entry whose glob covers the case counts as used (see :meth:`unused_entries`).
         """
         relpath = self.relative(case)
         found: Entry | None = None
@@ -274,7 +284,10 @@ class Expectations:
             if not entry.matches(relpath):
                 continue
             self._used.add(index)
-            if found is None and (verdict is None or verdict is Verdict.PASS or verdict in entry.verdicts):
+            if found is not None:
+                continue
+            pass_or_any = verdict is None or verdict is Verdict.PASS
+            if pass_or_any or (verdict in entry.verdicts and entry.explains_line(line)):
                 found = entry
         return found
 
@@ -336,8 +349,19 @@ def apply(result: CaseResult, expectations: Expectations) -> CaseResult:
             ),
         )
     if result.verdict in EXPLAINABLE:
-        entry = expectations.match(result.case, result.verdict)
+        at = result.mismatch.line if result.mismatch is not None else None
+        entry = expectations.match(result.case, result.verdict, at)
         if entry is None:
+            relpath = expectations.relative(result.case)
+            pins = [e for e in expectations.entries if e.line is not None and e.matches(relpath)]
+            if pins and result.verdict in pins[0].verdicts:
+                pinned = pins[0]
+                where = f"line {at}" if at is not None else "no script line"
+                return dataclasses.replace(
+                    result,
+                    reason=f"{result.reason} (a known divergence is listed at line {pinned.line}, "
+                    f"but this failure is at {where}: {pinned.source})",
+                )
             return result
         return dataclasses.replace(result, verdict=Verdict.XFAIL, reason=entry.reason)
     # skip, xfail, xpass: unchanged, but a listed case still counts as seen.
@@ -384,8 +408,11 @@ def _entry(item: Any, source: str, index: int, line: int | None) -> Entry:
                 f"use {', '.join(repr(str(x)) for x in sorted(EXPLAINABLE))}"
             )
         verdicts.add(Verdict(v))
+    pin = item.get("line")
+    if pin is not None and (not isinstance(pin, int) or isinstance(pin, bool) or pin < 1):
+        raise error(f"{label}: 'line' must be a script line number (a positive integer), not {pin!r}")
     where = f"{source}:{line}" if line is not None else f"{source} entry {index}"
     try:
-        return Entry(case, reason.strip(), frozenset(verdicts), where)
+        return Entry(case, reason.strip(), frozenset(verdicts), where, pin)
     except GlobError as exc:
         raise error(f"{label}: bad glob: {exc}") from None

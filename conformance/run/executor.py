@@ -235,8 +235,10 @@ class Executor:
     def outbound(
         self, event: sx.Event, action: sx.PacketEvent, start: float, end: float, tol: float
     ) -> float:
-        deadline = end + tol + SNIFF_GRACE if end != float("inf") else self.session.now() + 600.0
         body = action.body
+        if isinstance(body, sx.SilenceBody):
+            return self.silence(action, end)
+        deadline = end + tol + SNIFF_GRACE if end != float("inf") else self.session.now() + 600.0
         got = self.next_flow_packet(deadline)
         if got is None:
             raise self.fail(action, "expected an outbound packet, none arrived", expected=_render(action))
@@ -274,6 +276,23 @@ class Executor:
                 fields=diffs,
             )
         return when
+
+    def silence(self, action: sx.PacketEvent, end: float) -> float:
+        """``> none``: nothing may leave the DUT until ``end`` (no tolerance added, so a
+        packet due just after the window is not caught by mistake)."""
+        if end == float("inf"):
+            raise ScriptRuntimeError("'> none' needs a time that ends: '*' never does")
+        got = self.session.sniff(end)
+        if got is not None:
+            self.note("out", describe(got.packet), 0, got.packet, at=got.time)
+            raise self.fail(
+                action,
+                f"expected no packet until {end:.6f}, one left at {got.time:.6f}",
+                expected="none",
+                actual=describe(got.packet),
+            )
+        self.session.sleep_until(end)
+        return self.session.now()
 
     def next_flow_packet(self, deadline: float) -> tuple[float, bytes] | None:
         while True:
@@ -499,6 +518,8 @@ def _render(action: sx.PacketEvent) -> str:
         if body.win is not None:
             text += f" win {body.win}"
         return text
+    if isinstance(body, sx.SilenceBody):
+        return "none"
     return type(body).__name__
 
 

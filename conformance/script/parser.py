@@ -65,6 +65,7 @@ from conformance.script.syntax import (
     SackOption,
     Script,
     ShellEvent,
+    SilenceBody,
     SizedExpr,
     StringExpr,
     StructExpr,
@@ -567,6 +568,12 @@ class _Parser:
         if encaps and ip_info is None and self.tok.is_punct("(["):
             ip_info = self.ip_info(direction)
         line, col = arrow.line, arrow.col
+        if self.tok.is_word("none") and ip_info is None and not encaps:
+            word = self.advance()
+            if direction is Direction.INBOUND:
+                raise self.abort(word, "'none' (expect silence) is only for outbound lines: '> none'")
+            silence = SilenceBody(line=word.line, col=word.col)
+            return PacketEvent(direction, None, None, silence, line=line, col=col)
         if self.tok.is_word("udp"):
             udp = self.advance()
             ports = self.ports()

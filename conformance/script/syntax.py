@@ -64,6 +64,7 @@ __all__ = [
     "SackOption",
     "Script",
     "ShellEvent",
+    "SilenceBody",
     "SizedExpr",
     "StringExpr",
     "StructExpr",
@@ -595,7 +596,18 @@ class IcmpBody(Node):
         return number
 
 
-Body: TypeAlias = TcpBody | UdpBody | IcmpBody
+@dataclass(frozen=True)
+class SilenceBody(Node):
+    """``> none`` (extension): no packet may leave the DUT during the event's window.
+
+    The window runs from the previous event to the end of the line's time (for
+    ``+0.3 > none``, 0.3 s after the previous event; for ``+0~+0.5 > none``, 0.5 s).
+    Plain packetdrill has no way to say "nothing is sent"; without it a stray packet
+    is absorbed into the next expected one.
+    """
+
+
+Body: TypeAlias = TcpBody | UdpBody | IcmpBody | SilenceBody
 
 
 @dataclass(frozen=True)

@@ -535,6 +535,13 @@ CASES: list[tuple[str, str, int, int, str]] = [
         10,
         "expected an MPLS entry (label L, tc T, [S], ttl N) after 'mpls', got ':'",
     ),
+    (
+        "inbound silence",
+        S + "+0 < none\n",
+        2,
+        6,
+        "'none' (expect silence) is only for outbound lines",
+    ),
 ]
 
 

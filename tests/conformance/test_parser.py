@@ -42,6 +42,7 @@ from conformance.script.syntax import (
     SackOkOption,
     SackOption,
     ShellEvent,
+    SilenceBody,
     SizedExpr,
     StringExpr,
     StructExpr,
@@ -380,6 +381,12 @@ def icmp(line: str) -> IcmpBody:
     body = packet(line).body
     assert isinstance(body, IcmpBody)
     return body
+
+
+def test_silence_extension() -> None:
+    event = packet("> none")
+    assert isinstance(event.body, SilenceBody)
+    assert (event.ip_info, event.ports, event.encaps) == (None, None, ())
 
 
 def test_icmp_frag_needed_with_mtu() -> None:

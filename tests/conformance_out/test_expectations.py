@@ -352,3 +352,37 @@ def test_an_entry_is_a_frozen_value(linux: Expectations) -> None:
         entry.reason = "changed"  # type: ignore[misc]
     assert entry.matches("rfc9293/segment_arrival/rst_z.pkt")
     assert "Expectations(target='linux', entries=4" in repr(linux)
+
+
+# -- entries pinned to the script line where the divergence shows -----------------------
+
+
+def pinned(tmp_path: Path, line: object) -> Expectations:
+    text = f'[[xfail]]\ncase = "a.pkt"\nreason = "D1: Linux accepts RCV.NXT+RCV.WND"\nline = {line}\n'
+    (tmp_path / "linux.toml").write_text(text, encoding="utf-8")
+    return Expectations.load(tmp_path / "linux.toml", "linux", root=tmp_path)
+
+
+def test_a_pinned_entry_explains_a_failure_at_its_line(tmp_path: Path) -> None:
+    rewritten = apply(result(str(tmp_path / "a.pkt"), Verdict.FAIL), pinned(tmp_path, 7))
+    assert rewritten.verdict is Verdict.XFAIL
+    assert rewritten.reason == "D1: Linux accepts RCV.NXT+RCV.WND"
+
+
+def test_a_pinned_entry_leaves_a_failure_elsewhere_failing_and_says_so(tmp_path: Path) -> None:
+    rewritten = apply(result(str(tmp_path / "a.pkt"), Verdict.FAIL, reason="boom"), pinned(tmp_path, 12))
+    assert rewritten.verdict is Verdict.FAIL
+    assert rewritten.reason.startswith(
+        "boom (a known divergence is listed at line 12, but this failure is at line 7"
+    )
+
+
+def test_a_pinned_entry_still_turns_a_pass_into_xpass(tmp_path: Path) -> None:
+    rewritten = apply(result(str(tmp_path / "a.pkt"), Verdict.PASS), pinned(tmp_path, 12))
+    assert rewritten.verdict is Verdict.XPASS
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", '"7"', "true", "1.5"])
+def test_a_pin_must_be_a_positive_line_number(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ExpectationsError, match="'line' must be a script line number"):
+        pinned(tmp_path, bad)

@@ -44,6 +44,8 @@ EXPECTED = {
     "pass_syn_to_closed_port.pkt": (Verdict.PASS, Verdict.PASS),
     "fail_rst_wrong_seq.pkt": (Verdict.FAIL, Verdict.FAIL),
     "pass_first_data_acked_at_once.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_silence_after_bare_ack.pkt": (Verdict.PASS, Verdict.PASS),
+    "fail_silence_stray_ack.pkt": (Verdict.FAIL, Verdict.FAIL),
 }
 
 
@@ -74,6 +76,13 @@ def test_mismatch_names_the_line_and_the_field() -> None:
     result = run_case(SCRIPTS / "fail_wrong_ack.pkt", get_target("refstack"))
     assert result.mismatch is not None and result.mismatch.line == 7
     assert [(d.name, d.expected, d.actual) for d in result.mismatch.fields] == [("tcp.ack", "2", "1")]
+
+
+def test_silence_failure_names_the_none_line_and_the_packet() -> None:
+    result = run_case(SCRIPTS / "fail_silence_stray_ack.pkt", get_target("refstack"))
+    assert result.mismatch is not None and result.mismatch.line == 11
+    assert result.mismatch.expected == "none" and result.mismatch.actual is not None
+    assert "expected no packet" in result.mismatch.message
 
 
 def test_ten_seconds_of_script_time_take_well_under_a_second_on_refstack() -> None:
