@@ -13,6 +13,9 @@ Subcommands (one ``argparse`` sub-parser each):
   command; options this harness does not implement are ignored with a warning.
   Exit 0 when every case passed (or was skipped or an expected failure), 1 when
   some failed, 2 on usage or script errors.
+* ``coverage [ROOT] [--json] [-o FILE] [-v]`` lists each RFC 9293 MUST and SHLD
+  requirement with the cases whose ``req:`` header line names it, and the
+  uncovered ones with why (see :mod:`conformance.coverage`).
 
 Bad input never produces a traceback.
 """
@@ -20,6 +23,7 @@ Bad input never produces a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from conformance.coverage import render_text
+from conformance.coverage import report as coverage_report
+from conformance.coverage import scan as scan_cases
 from conformance.pcap import pcap_name, write_pcap
 from conformance.results import Verdict
 from conformance.resultset import ResultSet, environment
@@ -90,6 +97,20 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="print every case's verdict")
     _add_define(run)
     run.set_defaults(handler=_run)
+    coverage = commands.add_parser(
+        "coverage",
+        help="which requirement each case checks, and what no case checks",
+        description="Read the 'req:' header lines of every case under ROOT (default rfc_cases) and "
+        "list each RFC 9293 MUST and SHLD requirement with the cases that check it, and the "
+        "uncovered ones with why.  Exit 0, or 2 when ROOT is not a directory.",
+    )
+    coverage.add_argument("root", nargs="?", default="rfc_cases", metavar="ROOT", help="the corpus root")
+    coverage.add_argument("--json", action="store_true", help="print the coverage document as JSON")
+    coverage.add_argument("-o", "--output", metavar="FILE", help="write the JSON document to FILE")
+    coverage.add_argument(
+        "-v", "--verbose", action="store_true", help="list every family, not only MUST/SHLD"
+    )
+    coverage.set_defaults(handler=_coverage)
     return parser
 
 
@@ -159,6 +180,19 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if any(r.verdict is Verdict.ERROR for r in results):
         return EXIT_ERROR
     return EXIT_FAIL if any(r.verdict in (Verdict.FAIL, Verdict.XPASS) for r in results) else EXIT_OK
+
+
+def _coverage(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        doc = coverage_report(scan_cases(args.root))
+    except OSError as error:
+        print(f"python -m conformance coverage: {error}", file=err)
+        return EXIT_ERROR
+    text = json.dumps(doc, indent=1, sort_keys=True)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    print(text if args.json else render_text(doc, verbose=args.verbose), file=out)
+    return EXIT_OK
 
 
 def _scripts(paths: Sequence[str], err: TextIO) -> tuple[list[Path], bool]:
