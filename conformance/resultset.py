@@ -53,7 +53,8 @@ DEFAULT_PACKAGES = ("scapy", "dpkt", "tcpip-parity")
 
 
 def environment(packages: Iterable[str] = DEFAULT_PACKAGES) -> dict[str, Any]:
-    """Where a run happens: kernel, OS, machine, Python, package versions, date (UTC).
+    """Where a run happens: kernel, OS, machine, Python, package versions, date (UTC),
+    which targets this machine can run (and why not), and refstack's default profile.
 
     A package that is not installed has version ``None``.
     """
@@ -71,7 +72,29 @@ def environment(packages: Iterable[str] = DEFAULT_PACKAGES) -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "packages": versions,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "targets": _targets(),
+        "refstack_profile": _refstack_profile(),
     }
+
+
+def _targets() -> dict[str, dict[str, Any]]:
+    """Each target's availability on this machine, with the reason when it is missing."""
+    from conformance.targets import TARGET_NAMES, get_target  # noqa: PLC0415 -- targets import results
+
+    found: dict[str, dict[str, Any]] = {}
+    for name in TARGET_NAMES:
+        ok, why = get_target(name).available()
+        found[name] = {"available": ok, "reason": why}
+    return found
+
+
+def _refstack_profile() -> dict[str, Any]:
+    """The refstack target's default profile (cases may change it with sysctls)."""
+    import dataclasses  # noqa: PLC0415
+
+    from refstack.profile import Profile  # noqa: PLC0415 -- only the environment needs refstack
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(Profile()).items()}
 
 
 @dataclass
