@@ -126,6 +126,9 @@ class Session(Protocol):
 
 class Target(Protocol):
     name: str
+    # What the target offers, for cases that ``--require=`` something (EXTENSIONS.md):
+    # its own name plus feature words ("onload", "virtual_time", "kernel", "shell").
+    features: frozenset[str]
 
     def available(self) -> tuple[bool, str]:
         """(True, "") or (False, the reason) -- e.g. no permission to create a namespace."""

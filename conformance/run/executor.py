@@ -21,6 +21,7 @@ cannot apply is a skip.
 
 from __future__ import annotations
 
+import socket
 import struct
 import time
 from dataclasses import dataclass
@@ -32,13 +33,16 @@ from ..results import CaseResult, FieldDiff, Mismatch, TraceEntry, Verdict
 from ..script import ScriptError, parse_file
 from ..script import syntax as sx
 from ..target import Call, CaseConfig, Session, Setting, Target, UnsupportedSettingError
+from .fragments import match_fragment
+from .igmp import match_igmp
 from .options import OptionError, RunOptions, merge
 from .packets import (
     Flow,
     ScriptRuntimeError,
+    accepts,
     build_inbound,
     describe,
-    is_flow_packet,
+    ip_diffs,
     match_icmp,
     match_tcp,
     match_udp,
@@ -239,13 +243,16 @@ class Executor:
         if isinstance(body, sx.SilenceBody):
             return self.silence(action, end)
         deadline = end + tol + SNIFF_GRACE if end != float("inf") else self.session.now() + 600.0
-        got = self.next_flow_packet(deadline)
+        got = self.next_flow_packet(deadline, action)
         if got is None:
             raise self.fail(action, "expected an outbound packet, none arrived", expected=_render(action))
         when, packet = got
         self.check_time(event, when, start, end, tol)
         segments = [packet]
-        if isinstance(body, sx.TcpBody):
+        info = action.ip_info
+        if info is not None and info.is_fragment:
+            diffs = match_fragment(action, packet, self.flow.ip_ids)
+        elif isinstance(body, sx.TcpBody):
             if TCP not in IP(packet):
                 raise self.fail(
                     action,
@@ -255,7 +262,7 @@ class Executor:
                 )
             have = len(bytes(IP(packet)[TCP].payload))
             while not self.opts.strict_segments and have < body.seq_len:
-                more = self.next_flow_packet(self.session.now() + tol)
+                more = self.next_flow_packet(self.session.now() + tol, action)
                 if more is None:
                     break
                 segments.append(more[1])
@@ -265,8 +272,11 @@ class Executor:
             diffs = match_udp(body, packet, action.ports)
         elif isinstance(body, sx.IcmpBody):
             diffs = match_icmp(body, packet)
+        elif isinstance(body, sx.IgmpBody):
+            diffs = match_igmp(body, packet)
         else:
             raise ScriptRuntimeError(f"outbound {type(body).__name__} packets are not supported")
+        diffs += [d for d in ip_diffs(action, packet, self.flow) if d not in diffs]
         if diffs:
             raise self.fail(
                 action,
@@ -294,13 +304,13 @@ class Executor:
         self.session.sleep_until(end)
         return self.session.now()
 
-    def next_flow_packet(self, deadline: float) -> tuple[float, bytes] | None:
+    def next_flow_packet(self, deadline: float, action: sx.PacketEvent) -> tuple[float, bytes] | None:
         while True:
             got = self.session.sniff(deadline)
             if got is None:
                 return None
             self.note("out", describe(got.packet), 0, got.packet, at=got.time)
-            if is_flow_packet(got.packet, self.flow, self.opts):
+            if accepts(got.packet, action, self.flow, self.opts):
                 return got.time, got.packet
 
     # --- syscalls -----------------------------------------------------------------------
@@ -334,7 +344,9 @@ class Executor:
             if expr.func in ("htons", "htonl"):
                 return args[0]
             if expr.func == "inet_addr":
-                return args[0]
+                if not isinstance(args[0], str):
+                    raise ScriptRuntimeError("inet_addr() takes an address string")
+                return InAddr(args[0])
             raise ScriptRuntimeError(f"{expr.func}() is not supported")
         raise ScriptRuntimeError(f"{type(expr).__name__} is not supported here")
 
@@ -416,6 +428,10 @@ class Executor:
             return v
         if isinstance(v, dict) and "onoff" in v:
             return struct.pack("ii", int(v["onoff"]), int(v.get("linger", 0)))
+        if isinstance(v, dict) and "imr_multiaddr" in v:
+            return _mreq(v)
+        if isinstance(v, InAddr):  # IP_MULTICAST_IF with a struct in_addr
+            return socket.inet_aton(v)
         if isinstance(v, str):
             return v.encode()
         raise ScriptRuntimeError(f"unsupported socket option value {v!r}")
@@ -509,6 +525,34 @@ class Executor:
             ) from None
 
 
+class InAddr(str):
+    """``inet_addr("A.B.C.D")``: an address that becomes a ``struct in_addr`` where a
+    socket option needs bytes."""
+
+
+def _mreq(v: dict[str, object]) -> bytes:
+    """``struct ip_mreq`` {imr_multiaddr, imr_interface}, ``ip_mreqn`` {imr_multiaddr,
+    imr_address, imr_ifindex} or ``ip_mreq_source`` {imr_multiaddr, imr_interface,
+    imr_sourceaddr}, as Linux lays them out (``<linux/in.h>``)."""
+
+    def addr(name: str) -> bytes:
+        value = v.get(name, "0.0.0.0")
+        if isinstance(value, int) and 0 <= value <= 0xFFFFFFFF:  # INADDR_ANY and friends
+            return struct.pack("!I", value)
+        if not isinstance(value, str):
+            raise ScriptRuntimeError(f'{name} must be inet_addr("A.B.C.D") or INADDR_ANY')
+        return socket.inet_aton(value)
+
+    if "imr_sourceaddr" in v:
+        return addr("imr_multiaddr") + addr("imr_interface") + addr("imr_sourceaddr")
+    if "imr_ifindex" in v:
+        index = v["imr_ifindex"]
+        if not isinstance(index, int):
+            raise ScriptRuntimeError("imr_ifindex must be an integer")
+        return addr("imr_multiaddr") + addr("imr_address") + struct.pack("i", index)
+    return addr("imr_multiaddr") + addr("imr_interface")
+
+
 def _render(action: sx.PacketEvent) -> str:
     body = action.body
     if isinstance(body, sx.TcpBody):
@@ -545,6 +589,14 @@ def run_case(
     if not ok:
         result.verdict, result.reason = Verdict.SKIP, f"{target.name} unavailable: {why}"
         return result
+    features = getattr(target, "features", frozenset({target.name}))
+    missing = sorted(opts.require - features)
+    if missing:
+        result.verdict = Verdict.SKIP
+        result.reason = (
+            f"the case requires {', '.join(missing)}; {target.name} offers {', '.join(sorted(features))}"
+        )
+        return result
     case = CaseConfig(
         name=str(path),
         local_ip=opts.local_ip,
@@ -552,6 +604,7 @@ def run_case(
         gateway_ip=opts.gateway_ip,
         netmask_ip=opts.netmask_ip,
         mtu=opts.mtu,
+        ef_options=opts.ef_options if "onload" in features else (),
     )
     try:
         session = target.open(case)
@@ -559,6 +612,9 @@ def run_case(
         result.verdict, result.reason = Verdict.SKIP, str(e)
         return result
     executor = Executor(script, session, opts, result)
+    if opts.ef_options and "onload" not in features:
+        names = ", ".join(f"{k}={v}" for k, v in opts.ef_options)
+        executor.note("note", f"{names}: EF_* options are Onload's; {target.name} runs without them", at=0.0)
     init_ran = False
     try:
         if script.init_command is not None:

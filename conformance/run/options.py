@@ -28,6 +28,10 @@ class RunOptions:
     mtu: int = 1500
     non_fatal: frozenset[str] = frozenset()
     ignored: tuple[str, ...] = field(default=())  # options accepted but not implemented
+    # Extensions (EXTENSIONS.md): what a target must offer to run the case, and the
+    # Onload EF_* options the case runs with (refstack; other targets note and ignore them).
+    require: frozenset[str] = frozenset()
+    ef_options: tuple[tuple[str, str], ...] = ()
 
 
 _INT = {"bind_port", "connect_port", "tolerance_usecs", "tcp_ts_tick_usecs", "mtu"}
@@ -59,6 +63,17 @@ def _apply(values: dict[str, object], name: str, value: str | None) -> None:
         values[name] = True
     elif name == "non_fatal":
         values[name] = frozenset((value or "").split(","))
+    elif name == "require":
+        wanted = frozenset(w.strip() for w in (value or "").split(",") if w.strip())
+        if not wanted:
+            raise OptionError("--require needs a target name or feature, as in --require=refstack")
+        values[name] = values.get(name, frozenset()) | wanted  # type: ignore[operator]
+    elif name == "ef":
+        key, sep, setting = (value or "").partition("=")
+        if not sep or not key.startswith("EF_") or not setting:
+            raise OptionError(f"--ef needs EF_NAME=VALUE, as in --ef=EF_MAX_ENDPOINTS=4; got {value!r}")
+        kept = [kv for kv in values.get("ef_options", ()) if kv[0] != key]  # type: ignore[attr-defined]
+        values["ef_options"] = (*kept, (key, setting))
     elif name not in _KNOWN_IGNORED:
         values["ignored"] = (*values.get("ignored", ()), name)  # type: ignore[misc]
 

@@ -14,6 +14,8 @@ from scapy.packet import Raw
 
 from ..results import FieldDiff
 from ..script import syntax as sx
+from .fragments import fragment
+from .igmp import build_igmp
 from .options import RunOptions
 
 MASK = 0xFFFFFFFF
@@ -33,6 +35,7 @@ class Flow:
     remote_isn: int = 0
     remote_next: int = 0  # live sequence number after the last inbound octet
     ts_map: dict[int, int] = field(default_factory=dict)
+    ip_ids: dict[int, int] = field(default_factory=dict)  # script IP ID -> live ID (outbound)
 
     def live_ack(self, script_ack: int) -> int:
         if self.local_isn is None:
@@ -88,11 +91,29 @@ def _tcp_options_in(opts: tuple[sx.TcpOptionSpec, ...], flow: Flow) -> list[tupl
 
 
 def build_inbound(event: sx.PacketEvent, flow: Flow, opts: RunOptions) -> bytes:
-    """The live IPv4 datagram for an inbound (``<``) packet line."""
-    ip = IP(src=opts.remote_ip, dst=opts.local_ip)
-    for name, value in _ip_fields(event.ip_info).items():
-        setattr(ip, name, value)
+    """The live IPv4 datagram (or fragment of one) for an inbound (``<``) packet line."""
+    info = event.ip_info
+    packet = _build_datagram(event, flow, opts)
+    if info is not None and info.is_fragment:
+        packet = fragment(packet, info)
+    return packet
+
+
+def _build_datagram(event: sx.PacketEvent, flow: Flow, opts: RunOptions) -> bytes:
+    info = event.ip_info
     body = event.body
+    if isinstance(body, sx.IgmpBody):
+        packet = build_igmp(body, info, opts)
+        return packet if info is None or info.ip_id is None else _with_id(packet, info.ip_id)
+    src = info.src if info is not None and info.src else opts.remote_ip
+    dst = info.dst if info is not None and info.dst else opts.local_ip
+    ip = IP(src=src, dst=dst)
+    for name, value in _ip_fields(info).items():
+        setattr(ip, name, value)
+    if info is not None and info.ip_id is not None:
+        ip.id = info.ip_id
+    if info is not None and info.df:
+        ip.flags = "DF"
     if isinstance(body, sx.TcpBody):
         return _build_tcp(event, body, flow, opts, ip)
     if isinstance(body, sx.UdpBody):
@@ -169,7 +190,61 @@ def _build_icmp(body: sx.IcmpBody, flow: Flow, opts: RunOptions, ip: IP) -> byte
     return bytes(ip / icmp / bytes(quoted))
 
 
+def _with_id(packet: bytes, ip_id: int) -> bytes:
+    ip = IP(packet)
+    ip.id = ip_id
+    ip.chksum = None
+    return bytes(ip)
+
+
 # --- outbound ----------------------------------------------------------------------------
+
+
+def accepts(packet: bytes, action: sx.PacketEvent, flow: Flow, opts: RunOptions) -> bool:
+    """Whether a sniffed packet is a candidate for an outbound line (others are ignored).
+
+    A line that names its addresses (``(dst 239.1.2.3)``) or expects IGMP takes
+    packets from the DUT to that address (any address for IGMP without ``dst``);
+    other lines take the socket under test's packets (:func:`is_flow_packet`)."""
+    info = action.ip_info
+    explicit_dst = info.dst if info is not None else None
+    if isinstance(action.body, sx.IgmpBody) or explicit_dst is not None:
+        ip = IP(packet)
+        src = info.src if info is not None and info.src else opts.local_ip
+        if ip.src != src or (explicit_dst is not None and ip.dst != explicit_dst):
+            return False
+        return not isinstance(action.body, sx.IgmpBody) or ip.proto == 2
+    return is_flow_packet(packet, flow, opts)
+
+
+def ip_diffs(action: sx.PacketEvent, packet: bytes, flow: Flow) -> list[FieldDiff]:
+    """The IP-level checks an outbound line asks for (extension fields, plus TOS and
+    TTL for non-TCP lines: TCP lines check those in :func:`match_tcp`)."""
+    info = action.ip_info
+    ip = IP(packet)
+    diffs: list[FieldDiff] = []
+    is_fragment = bool(int(ip.flags) & 0x1) or int(ip.frag) != 0
+    if (info is None or not info.is_fragment) and is_fragment:
+        diffs.append(FieldDiff("ip.fragment", "a whole datagram", f"a fragment at offset {int(ip.frag) * 8}"))
+    if info is None:
+        return diffs
+    if info.src is not None and ip.src != info.src:
+        diffs.append(FieldDiff("ip.src", info.src, str(ip.src)))
+    if info.dst is not None and ip.dst != info.dst:
+        diffs.append(FieldDiff("ip.dst", info.dst, str(ip.dst)))
+    if info.df is not None and bool(int(ip.flags) & 0x2) != info.df:
+        diffs.append(FieldDiff("ip.df", "1" if info.df else "0", "0" if info.df else "1"))
+    if info.ip_id is not None:
+        live = flow.ip_ids.setdefault(info.ip_id, int(ip.id))
+        if int(ip.id) != live:
+            diffs.append(FieldDiff("ip.id", f"{info.ip_id} (live {live})", str(ip.id)))
+    if not isinstance(action.body, sx.TcpBody):
+        fields = _ip_fields(info)
+        if "tos" in fields and ip.tos != fields["tos"]:
+            diffs.append(FieldDiff("ip.tos", hex(fields["tos"]), hex(ip.tos)))
+        if "ttl" in fields and ip.ttl != fields["ttl"]:
+            diffs.append(FieldDiff("ip.ttl", str(fields["ttl"]), str(ip.ttl)))
+    return diffs
 
 
 def is_flow_packet(packet: bytes, flow: Flow, opts: RunOptions) -> bool:

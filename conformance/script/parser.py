@@ -27,6 +27,8 @@ from conformance.script.lexer import Token, TokenKind, tokenize
 from conformance.script.syntax import (
     ICMP_CODES,
     ICMP_TYPES,
+    IGMP_KINDS,
+    IGMP_RECORD_TYPES,
     AccEcnOption,
     Action,
     AnyOptions,
@@ -48,6 +50,8 @@ from conformance.script.syntax import (
     FastOpenOption,
     GreEncap,
     IcmpBody,
+    IgmpBody,
+    IgmpRecord,
     IntExpr,
     IpEncap,
     IpInfo,
@@ -584,6 +588,8 @@ class _Parser:
             return PacketEvent(direction, ip_info, ports, body, tuple(encaps), line=line, col=col)
         if self.tok.is_word("icmp"):
             return PacketEvent(direction, ip_info, None, self.icmp(), tuple(encaps), line=line, col=col)
+        if self.tok.is_word("igmp"):
+            return PacketEvent(direction, ip_info, None, self.igmp(), tuple(encaps), line=line, col=col)
         ports = self.ports()
         return PacketEvent(direction, ip_info, ports, self.tcp(direction), tuple(encaps), line=line, col=col)
 
@@ -601,6 +607,9 @@ class _Parser:
         ecn: Ecn | None = None
         ecn_token: Token | None = None
         values: dict[str, int] = {}
+        addresses: dict[str, str] = {}
+        bits: dict[str, bool] = {}
+        frag: tuple[int, int | None] | None = None
         while True:
             token = self.tok
             if token.is_word(*_ECN):
@@ -610,15 +619,43 @@ class _Parser:
                 ecn, ecn_token = _ECN[token.text], token
                 if ecn is Ecn.ECT01 and direction is Direction.INBOUND:
                     self.report(token, "ect01 (either ECT codepoint) can only be used with outbound packets")
-            elif token.is_word("tos", "ttl", "flowlabel"):
+            elif token.is_word("tos", "ttl", "flowlabel", "id"):
                 self.advance()
-                high = U20 if token.text == "flowlabel" else U8
+                high = U20 if token.text == "flowlabel" else U16 if token.text == "id" else U8
                 value, _ = self.integer(f"IP {token.text}", high)
                 if token.text in values:
                     self.report(token, f"'{token.text}' given twice in the IP info")
                 values[token.text] = value
+            elif token.is_word("src", "dst"):
+                self.advance()
+                if self.tok.kind is not TokenKind.IPV4:
+                    raise self.expected(f"an IPv4 address after '{token.text}'")
+                if token.text in addresses:
+                    self.report(token, f"'{token.text}' given twice in the IP info")
+                addresses[token.text] = self.advance().text
+            elif token.is_word("df", "nodf", "mf", "nomf"):
+                self.advance()
+                name = token.text.removeprefix("no")
+                if name in bits:
+                    self.report(token, f"'{name}' (or 'no{name}') given twice in the IP info")
+                bits[name] = not token.text.startswith("no")
+            elif token.is_word("frag"):
+                self.advance()
+                if frag is not None:
+                    self.report(token, "'frag' given twice in the IP info")
+                offset, offset_token = self.integer("fragment offset (bytes)", 0xFFF8)
+                if offset % 8:
+                    self.report(offset_token, f"fragment offset {offset} is not a multiple of 8")
+                length: int | None = None
+                if self.tok.is_punct(":"):
+                    self.advance()
+                    length, _ = self.integer("fragment length (bytes)", U16)
+                frag = (offset, length)
             else:
-                raise self.expected("noecn, ect0, ect1, ce, ect01, tos N, ttl N or flowlabel N (IP info)")
+                raise self.expected(
+                    "noecn, ect0, ect1, ce, ect01, tos N, ttl N, flowlabel N, id N, src A, dst A, "
+                    "df, nodf, frag OFF[:LEN], mf or nomf (IP info)"
+                )
             if self.tok.is_punct(","):
                 self.advance()
                 continue
@@ -628,11 +665,20 @@ class _Parser:
             raise self.expected(f"',' or '{closing}' in the IP info")
         if ecn_token is not None and "tos" in values:
             self.report(ecn_token, "give an ECN codepoint or tos (the whole byte, ECN included), not both")
+        if "mf" in bits and frag is None:
+            self.report(opening, "'mf'/'nomf' only make sense with 'frag OFF[:LEN]'")
         return IpInfo(
             ecn,
             values.get("tos"),
             values.get("ttl"),
             values.get("flowlabel"),
+            src=addresses.get("src"),
+            dst=addresses.get("dst"),
+            ip_id=values.get("id"),
+            df=bits.get("df"),
+            frag_offset=None if frag is None else frag[0],
+            frag_length=None if frag is None else frag[1],
+            mf=bits.get("mf"),
             line=opening.line,
             col=opening.col,
         )
@@ -958,6 +1004,68 @@ class _Parser:
                 "expected e0b [ceb [e1b]] or e1b [ceb [e0b]]",
             )
         return AccEcnOption(tuple(counters), line=token.line, col=token.col)
+
+    def address(self, what: str) -> str:
+        if self.tok.kind is not TokenKind.IPV4:
+            raise self.expected(what)
+        return self.advance().text
+
+    def address_list(self, what: str) -> tuple[str, ...]:
+        self.expect_punct("[", f"'[' and the {what}, as in [198.51.100.7, 198.51.100.8]")
+        return tuple(self.items("]", lambda: self.address(f"an IPv4 address in the {what}"), "',' or ']'"))
+
+    def igmp(self) -> IgmpBody:
+        """``igmp KIND ...`` (extension, EXTENSIONS.md)."""
+        igmp = self.advance()
+        kind = self.tok
+        if not kind.is_word(*IGMP_KINDS):
+            raise self.expected(f"an IGMP message after 'igmp' ({', '.join(IGMP_KINDS)})")
+        self.advance()
+        if kind.text in ("v1_report", "v2_report", "leave"):
+            group = self.address(f"the group address after '{kind.text}'")
+            return IgmpBody(kind.text, group, line=igmp.line, col=igmp.col)
+        if kind.text == "v3_report":
+            self.expect_punct("[", "'[' and the group records, as in [to_ex 239.1.2.3 []]")
+            records = self.items("]", self.igmp_record, "',' or ']' after a group record")
+            return IgmpBody(kind.text, records=tuple(records), line=igmp.line, col=igmp.col)
+        queried = self.address("") if self.tok.kind is TokenKind.IPV4 else None
+        fields: dict[str, int] = {}
+        suppress = False
+        sources: tuple[str, ...] = ()
+        allowed: tuple[str, ...] = ("max_resp",) if kind.text == "v2_query" else ()
+        if kind.text == "v3_query":
+            allowed = ("max_resp", "qrv", "qqic", "s", "sources")
+        while self.tok.is_word(*allowed):
+            word = self.advance()
+            if word.text == "s":
+                suppress = True
+            elif word.text == "sources":
+                sources = self.address_list("source list")
+            else:
+                high = 7 if word.text == "qrv" else U8
+                fields[word.text], _ = self.integer(f"IGMP {word.text}", high)
+        if self.tok.is_word("max_resp", "qrv", "qqic", "s", "sources"):
+            raise self.abort(self.tok, f"'{self.tok.text}' is not a field of an IGMP {kind.text}")
+        return IgmpBody(
+            kind.text,
+            queried,
+            fields.get("max_resp"),
+            fields.get("qrv"),
+            fields.get("qqic"),
+            suppress,
+            sources,
+            line=igmp.line,
+            col=igmp.col,
+        )
+
+    def igmp_record(self) -> IgmpRecord:
+        kind = self.tok
+        if not kind.is_word(*IGMP_RECORD_TYPES):
+            raise self.expected(f"an IGMPv3 record type ({', '.join(IGMP_RECORD_TYPES)})")
+        self.advance()
+        group = self.address(f"the group address after '{kind.text}'")
+        sources = self.address_list("source list") if self.tok.is_punct("[") else ()
+        return IgmpRecord(kind.text, group, sources, line=kind.line, col=kind.col)
 
     def icmp(self) -> IcmpBody:
         icmp = self.advance()

@@ -24,6 +24,8 @@ from typing import ClassVar, TypeAlias
 __all__ = [
     "ICMP_CODES",
     "ICMP_TYPES",
+    "IGMP_KINDS",
+    "IGMP_RECORD_TYPES",
     "AccEcnOption",
     "Action",
     "AnyOptions",
@@ -46,6 +48,8 @@ __all__ = [
     "FastOpenOption",
     "GreEncap",
     "IcmpBody",
+    "IgmpBody",
+    "IgmpRecord",
     "IntExpr",
     "IpEncap",
     "IpInfo",
@@ -192,6 +196,19 @@ class IpInfo(Node):
     tos: int | None = None
     ttl: int | None = None
     flowlabel: int | None = None
+    # Extensions (EXTENSIONS.md): the packet's own addresses, identification, DF, and
+    # which slice of the datagram this line is when it is a fragment.
+    src: str | None = None
+    dst: str | None = None
+    ip_id: int | None = None
+    df: bool | None = None
+    frag_offset: int | None = None  # bytes into the datagram's payload (a multiple of 8)
+    frag_length: int | None = None  # None: to the end of the datagram
+    mf: bool | None = None  # None: set when the slice ends before the datagram does
+
+    @property
+    def is_fragment(self) -> bool:
+        return self.frag_offset is not None
 
 
 @dataclass(frozen=True)
@@ -596,6 +613,47 @@ class IcmpBody(Node):
         return number
 
 
+IGMP_RECORD_TYPES = {"is_in": 1, "is_ex": 2, "to_in": 3, "to_ex": 4, "allow": 5, "block": 6}
+"""IGMPv3 group record types (RFC 3376 §4.2.12), by their short names."""
+
+
+@dataclass(frozen=True)
+class IgmpRecord(Node):
+    """``to_ex 239.1.2.3 [198.51.100.7, ...]``: one IGMPv3 group record."""
+
+    kind: str  # a key of IGMP_RECORD_TYPES
+    group: str
+    sources: tuple[str, ...] = ()
+
+    @property
+    def type_num(self) -> int:
+        return IGMP_RECORD_TYPES[self.kind]
+
+
+IGMP_KINDS = ("v1_query", "v2_query", "v3_query", "v1_report", "v2_report", "leave", "v3_report")
+
+
+@dataclass(frozen=True)
+class IgmpBody(Node):
+    """``igmp KIND ...`` (extension): an IGMP message (RFC 1112, 2236, 3376).
+
+    Queries: ``igmp v1_query``, ``igmp v2_query [GROUP] [max_resp N]``,
+    ``igmp v3_query [GROUP] [max_resp N] [qrv N] [qqic N] [s] [sources [A, B]]``.
+    Reports: ``igmp v1_report GROUP``, ``igmp v2_report GROUP``, ``igmp leave GROUP``,
+    ``igmp v3_report [RECORD, ...]``.  ``max_resp`` is the raw Max Resp Code field
+    (tenths of a second below 128).  Unwritten fields are not checked outbound.
+    """
+
+    kind: str
+    group: str | None = None
+    max_resp: int | None = None
+    qrv: int | None = None
+    qqic: int | None = None
+    suppress: bool = False
+    sources: tuple[str, ...] = ()
+    records: tuple[IgmpRecord, ...] | None = None
+
+
 @dataclass(frozen=True)
 class SilenceBody(Node):
     """``> none`` (extension): no packet may leave the DUT during the event's window.
@@ -607,7 +665,7 @@ class SilenceBody(Node):
     """
 
 
-Body: TypeAlias = TcpBody | UdpBody | IcmpBody | SilenceBody
+Body: TypeAlias = TcpBody | UdpBody | IcmpBody | IgmpBody | SilenceBody
 
 
 @dataclass(frozen=True)

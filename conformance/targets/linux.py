@@ -963,6 +963,7 @@ class LinuxTarget:
     kernel timestamp packets and calls promptly even when the executor is busy."""
 
     name = "linux"
+    features = frozenset({"linux", "kernel", "shell"})
     # The default tolerance when a script sets none (packetdrill's is 4 ms).  Measured
     # on this project's 2-vCPU machines with passing scripts run 20 times each: at
     # 4 ms 1 run in 20 failed on timing (4 in 30 with a busy thread in the harness),

@@ -469,6 +469,7 @@ class RefstackTarget:
     """The reference stack in process; always available."""
 
     name = "refstack"
+    features = frozenset({"refstack", "onload", "virtual_time"})
 
     def available(self) -> tuple[bool, str]:
         return True, ""

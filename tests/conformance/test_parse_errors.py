@@ -425,7 +425,8 @@ CASES: list[tuple[str, str, int, int, str]] = [
         S + "+0 < (ect2) . 1:1(0)\n",
         2,
         7,
-        "expected noecn, ect0, ect1, ce, ect01, tos N, ttl N or flowlabel N (IP info), got 'ect2'",
+        "expected noecn, ect0, ect1, ce, ect01, tos N, ttl N, flowlabel N, id N, src A, dst A, df, nodf, "
+        "frag OFF[:LEN], mf or nomf (IP info), got 'ect2'",
     ),
     ("ecn and tos", S + "+0 > (ect0, tos 0x2) . 1:1(0)\n", 2, 7, "give an ECN codepoint or tos"),
     (

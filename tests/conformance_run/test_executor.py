@@ -46,6 +46,11 @@ EXPECTED = {
     "pass_first_data_acked_at_once.pkt": (Verdict.PASS, Verdict.PASS),
     "pass_silence_after_bare_ack.pkt": (Verdict.PASS, Verdict.PASS),
     "fail_silence_stray_ack.pkt": (Verdict.FAIL, Verdict.FAIL),
+    "pass_udp_fragments_in_order.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_udp_fragments_reversed.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_udp_fragmented_send.pkt": (Verdict.PASS, Verdict.PASS),
+    "fail_fragment_wrong_offset.pkt": (Verdict.FAIL, Verdict.FAIL),
+    "skip_requires_linux.pkt": (Verdict.SKIP, Verdict.PASS),
 }
 
 
