@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,11 @@ class Profile:
     ip_no_pmtu_disc: bool = False
     min_pmtu: int = 552  # Linux route/min_pmtu; RFC 1191 §3 allows down to 68
     mtu_expires: float = 600.0  # RFC 1191 §6.3 aging of a reduced PMTU (Linux route/mtu_expires)
+    # --- reassembly (RFC 1122 §3.3.2; the kernel path, refstack/net/reassembly.py) -----
+    ipfrag_time: float = 30.0  # Linux; RFC 1122 §3.3.2 recommends 60..120 s
+    ipfrag_high_thresh: int = 4194304  # bytes of queued fragments (modelled skb truesize)
+    ipfrag_low_thresh: int = 3145728  # used only with ipfrag_evict_oldest
+    ipfrag_evict_oldest: bool = False  # Linux < 4.17 evicted LRU queues; >= 4.17 refuses fragments
     # --- ICMP (RFC 1812 §4.3.2.8 rate limiting; Linux icmp_ratelimit/ratemask) --------
     icmp_echo_ignore_all: bool = False
     icmp_ratelimit: float = 1.0  # seconds of token refill per destination
@@ -55,6 +64,7 @@ class Profile:
     tcp_retries2: int = 15
     tcp_fin_timeout: float = 60.0
     tcp_timewait_len: float = 60.0  # Linux TCP_TIMEWAIT_LEN (2MSL with MSL 30 s)
+    tcp_rfc1337: bool = False  # RFC 1337 §3: TIME-WAIT ignores an RST (Linux default off)
     tcp_keepalive_time: float = 7200.0
     tcp_keepalive_intvl: float = 75.0
     tcp_keepalive_probes: int = 9
@@ -78,9 +88,30 @@ class Profile:
     tcp_ecn: int = 2  # 2: accept ECN when the peer asks, never ask (RFC 3168)
     tcp_reordering: int = 3  # DupThresh, RFC 5681 §3.2 / RFC 6675
     tcp_congestion_control: str = "reno"  # NewReno (RFC 5681/6582/6675); the only one implemented
+    # Loss-detection extensions refstack does not implement, so only "off" is accepted:
+    # F-RTO (RFC 5682; Linux default 2), RACK (RFC 8985; Linux tcp_recovery 1) and
+    # tail loss probes (Linux tcp_early_retrans 3).
+    tcp_frto: int = 0
+    tcp_recovery: int = 0
+    tcp_early_retrans: int = 0
 
     def replace(self, **changes: object) -> Profile:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def with_config(self, config: Config) -> Profile:
+        """This profile with the EF_* options ``config`` sets explicitly applied where
+        the profile has the same knob (Onload takes the others' defaults from
+        ``/proc/sys/net`` too, so unset options leave the profile's Linux values):
+        EF_RFC_RTO_INITIAL/MIN/MAX (ms), EF_TCP_FIN_TIMEOUT, EF_TCP_TCONST_MSL
+        (TIME-WAIT = 2 x MSL, RFC 9293 §3.4.2), EF_TCP_BACKLOG_MAX (SYN queue per
+        listener) and EF_ACCEPTQ_MAX_BACKLOG (listen() backlog clamp)."""
+        changes: dict[str, object] = {}
+        for name, (field, scale) in _CONFIG_FIELDS.items():
+            if config.is_set(name):
+                value = config[name]
+                assert isinstance(value, int)
+                changes[field] = value * scale  # an int factor keeps an int field int
+        return self.replace(**changes) if changes else self
 
     @classmethod
     def linux(cls) -> Profile:
@@ -122,11 +153,25 @@ def _seconds(value: str) -> float:
     return float(int(value))
 
 
+# EF_* option -> (profile field, factor from the option's unit to the field's)
+_CONFIG_FIELDS: dict[str, tuple[str, float]] = {
+    "EF_RFC_RTO_INITIAL": ("tcp_rto_initial", 0.001),
+    "EF_RFC_RTO_MIN": ("tcp_rto_min", 0.001),
+    "EF_RFC_RTO_MAX": ("tcp_rto_max", 0.001),
+    "EF_TCP_FIN_TIMEOUT": ("tcp_fin_timeout", 1.0),
+    "EF_TCP_TCONST_MSL": ("tcp_timewait_len", 2.0),
+    "EF_TCP_BACKLOG_MAX": ("tcp_max_syn_backlog", 1),
+    "EF_ACCEPTQ_MAX_BACKLOG": ("somaxconn", 1),
+}
+
 # sysctl key (as written after ``net.ipv4.`` or ``net.core.``) -> (field, parser)
 SYSCTL_FIELDS: dict[str, tuple[str, object]] = {
     "ip_default_ttl": ("ip_default_ttl", int),
     "ip_local_port_range": ("ip_local_port_range", _triple),
     "ip_no_pmtu_disc": ("ip_no_pmtu_disc", _flag),
+    "ipfrag_time": ("ipfrag_time", _seconds),
+    "ipfrag_high_thresh": ("ipfrag_high_thresh", int),
+    "ipfrag_low_thresh": ("ipfrag_low_thresh", int),
     "icmp_echo_ignore_all": ("icmp_echo_ignore_all", _flag),
     "icmp_ratelimit": ("icmp_ratelimit", _time_ms),
     "icmp_ratemask": ("icmp_ratemask", int),
@@ -147,6 +192,7 @@ SYSCTL_FIELDS: dict[str, tuple[str, object]] = {
     "tcp_syn_linear_timeouts": ("tcp_syn_linear_timeouts", int),
     "tcp_retries2": ("tcp_retries2", int),
     "tcp_fin_timeout": ("tcp_fin_timeout", _seconds),
+    "tcp_rfc1337": ("tcp_rfc1337", _flag),
     "tcp_keepalive_time": ("tcp_keepalive_time", _seconds),
     "tcp_keepalive_intvl": ("tcp_keepalive_intvl", _seconds),
     "tcp_keepalive_probes": ("tcp_keepalive_probes", int),
@@ -162,6 +208,9 @@ SYSCTL_FIELDS: dict[str, tuple[str, object]] = {
     "tcp_ecn": ("tcp_ecn", int),
     "tcp_reordering": ("tcp_reordering", int),
     "tcp_congestion_control": ("tcp_congestion_control", lambda v: _only(v, "reno")),
+    "tcp_frto": ("tcp_frto", lambda v: int(_only(v, "0"))),
+    "tcp_recovery": ("tcp_recovery", lambda v: int(_only(v, "0"))),
+    "tcp_early_retrans": ("tcp_early_retrans", lambda v: int(_only(v, "0"))),
 }
 
 

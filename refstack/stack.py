@@ -19,6 +19,7 @@ import random
 from collections import deque
 from typing import Protocol
 
+from .config import Config
 from .counters import Counters
 from .net.arp import ArpCache
 from .net.icmp import IcmpLayer
@@ -53,11 +54,32 @@ def _addr(value: str | bytes) -> Ipv4Addr:
 
 
 class Stack:
-    """One reference stack.  ``seed`` makes every random choice reproducible."""
+    """One reference stack.  ``seed`` makes every random choice reproducible.
 
-    def __init__(self, profile: Profile | None = None, *, name: str = "refstack", seed: int | None = None):
-        self.name = name
-        self.profile = profile if profile is not None else Profile()
+    ``config`` holds the stack's EF_* options (:class:`~refstack.config.Config`;
+    default: Onload's defaults, never the process environment: a caller wanting
+    that passes ``Config.from_env()``).  Wired so far: ``config.name`` (EF_NAME)
+    names the stack unless ``name`` is given, and the options the profile has a
+    knob for, when set explicitly, override the profile
+    (:meth:`Profile.with_config`: RTOs, FIN timeout, MSL, SYN and accept backlogs).
+    Not yet wired (the Onload model's next steps): the VNIC rings (EF_RXQ_SIZE,
+    EF_TXQ_SIZE), packet buffers (EF_MAX_*PACKETS), the filter table
+    (EF_MAX_FILTERS), endpoint limits (EF_MAX_ENDPOINTS, EF_TCP_SYNRECV_MAX),
+    EF_NO_FAIL handover, EF_TCP/EF_UDP, interface lists, socket buffer overrides
+    and the multicast options.
+    """
+
+    def __init__(
+        self,
+        profile: Profile | None = None,
+        *,
+        name: str | None = None,
+        seed: int | None = None,
+        config: Config | None = None,
+    ):
+        self.config = config if config is not None else Config()
+        self.name = name if name is not None else self.config.name or "refstack"
+        self.profile = (profile if profile is not None else Profile()).with_config(self.config)
         self.rng = random.Random(seed)
         self.counters = Counters()
         self.timers = TimerQueue()

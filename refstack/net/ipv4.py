@@ -4,8 +4,11 @@ Input (RFC 1122 §3.2.1): the header is checked (version, lengths, checksum —
 §3.2.1.1-2 silently discard), datagrams with a source that cannot be a single
 host are dropped (§3.2.1.3, RFC 1112 §7.2), and only datagrams for one of our
 addresses, a broadcast address or a joined group are accepted (a host does not
-forward, §3.3.1.1).  Fragments are counted and dropped until the kernel path
-that reassembles them exists (Onload never takes fragments on its fast path).
+forward, §3.3.1.1).  Fragments never take Onload's accelerated path: each is
+counted as kernel-path traffic (``kernel_path_rx_fragments``) and handed to the
+kernel path's reassembly (:mod:`refstack.net.reassembly`, RFC 791 §3.2, RFC 815),
+whose complete datagrams are then delivered like any other; a queue that times
+out holding fragment 0 draws ICMP Time Exceeded code 1 (RFC 1122 §3.3.2).
 
 Output: route lookup (longest prefix), the source address of the outgoing
 interface unless the caller gives one, the Identification of RFC 6864 (unique per
@@ -24,9 +27,10 @@ import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..counters import KERNEL_PATH_RX_FRAGMENTS
 from ..wire.addresses import Ipv4Addr, ipv4_str, is_multicast_ipv4
 from ..wire.errors import WireError
-from ..wire.icmp import DEST_UNREACHABLE, UNREACH_PROTOCOL
+from ..wire.icmp import DEST_UNREACHABLE, TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, UNREACH_PROTOCOL
 from ..wire.ipv4 import (
     HEADER_LEN,
     PROTO_ICMP,
@@ -36,6 +40,7 @@ from ..wire.ipv4 import (
 )
 from .icmp import LIMITED_BROADCAST, names_single_host
 from .interface import Interface
+from .reassembly import Reassembler
 
 if TYPE_CHECKING:
     from ..stack import Stack
@@ -65,6 +70,7 @@ class Ipv4Layer:
         self._pmtu: dict[Ipv4Addr, tuple[int, float]] = {}  # dst -> (mtu, expires)
         self._local: frozenset[Ipv4Addr] = frozenset()
         self._broadcast: frozenset[Ipv4Addr] = frozenset([LIMITED_BROADCAST])
+        self.reassembly = Reassembler(stack.timers, stack.counters, self._reassembly_expired)
 
     # --- addresses ----------------------------------------------------------------
     def interfaces_changed(self) -> None:
@@ -117,8 +123,13 @@ class Ipv4Layer:
             counters["ip_rx_not_for_us"] += 1
             return
         if ip.is_fragment:
-            counters["ip_rx_fragment_unhandled"] += 1
-            return
+            # Onload's filters match on ports, which only fragment 0 carries: every
+            # fragment goes to the kernel path, which reassembles (RFC 791 §3.2).
+            counters[KERNEL_PATH_RX_FRAGMENTS] += 1
+            whole = self._reassemble(ip, now)
+            if whole is None:
+                return
+            ip = whole
         counters["ip_rx_delivered"] += 1
         handler = stack.transports.get(ip.protocol)
         if ip.protocol == PROTO_ICMP:
@@ -129,6 +140,21 @@ class Ipv4Layer:
             # RFC 1122 §3.2.2.1: protocol unreachable for an unknown protocol.
             counters["ip_rx_unknown_protocol"] += 1
             stack.icmp.send_error(DEST_UNREACHABLE, UNREACH_PROTOCOL, ip, now, link_broadcast=link_broadcast)
+
+    # --- reassembly (the kernel path) -----------------------------------------------
+    def _reassemble(self, fragment: Ipv4Packet, now: float) -> Ipv4Packet | None:
+        profile = self._stack.profile
+        r = self.reassembly
+        r.timeout = profile.ipfrag_time
+        r.high_thresh = profile.ipfrag_high_thresh
+        r.low_thresh = profile.ipfrag_low_thresh
+        r.evict_oldest = profile.ipfrag_evict_oldest
+        return r.add(fragment, now)
+
+    def _reassembly_expired(self, first: Ipv4Packet, now: float) -> None:
+        """RFC 1122 §3.3.2: on timeout, Time Exceeded code 1 quoting fragment 0 (as
+        Linux ``ip_expire`` does with ``icmp_send``; RFC 1122 §3.2.2 limits apply)."""
+        self._stack.icmp.send_error(TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, first, now)
 
     # --- path MTU (RFC 1191) --------------------------------------------------------
     def path_mtu(self, dst: Ipv4Addr, now: float) -> int:

@@ -213,19 +213,19 @@ FRAGMENTS = {
 
 
 @pytest.mark.parametrize("fields", FRAGMENTS.values(), ids=FRAGMENTS.keys())
-def test_fragment_is_counted_and_dropped(fields: dict[str, object]) -> None:
-    """RFC 791 §3.2 / RFC 1122 §3.3.2: fragments belong to reassembly, which is the
-    kernel path's (not yet written); until then each is counted and dropped, and
-    never draws an ICMP error (RFC 1122 §3.2.2: none about a non-initial
-    fragment)."""
+def test_fragment_goes_to_the_kernel_path_for_reassembly(fields: dict[str, object]) -> None:
+    """RFC 791 §3.2 / RFC 1122 §3.3.2: a lone fragment is counted as kernel-path traffic
+    and queued for reassembly (refstack/net/reassembly.py, tests/net/test_reassembly.py),
+    not delivered, and never draws an ICMP error at once (RFC 1122 §3.2.2: none about a
+    non-initial fragment)."""
     wire = Wire()
     ep = wire.udp(port=7)
     mark = wire.stack.counters.mark()
     wire.inject(udp_ip(REMOTE, LOCAL, 5000, 9, b"12345678", **fields))
-    wire.inject(udp_ip(REMOTE, LOCAL, 5000, 7, b"12345678", **fields))
-    assert wire.stack.counters.since(mark) == {"rx_frames": 2, "ip_rx_fragment_unhandled": 2}
+    wire.inject(udp_ip(REMOTE, LOCAL, 5000, 7, b"12345678", ident=1, **fields))
+    assert wire.stack.counters.since(mark) == {"rx_frames": 2, "kernel_path_rx_fragments": 2, "ReasmReqds": 2}
     assert not ep.rx
-    wire.expect_nothing()
+    wire.expect_nothing(until=29.0)
 
 
 def test_unknown_protocol_draws_protocol_unreachable_quoting_the_datagram() -> None:
