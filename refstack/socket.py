@@ -115,6 +115,14 @@ IP_PMTUDISC_DO: Final = 2
 IP_PMTUDISC_PROBE: Final = 3
 IP_PMTUDISC_INTERFACE: Final = 4
 IP_PMTUDISC_OMIT: Final = 5
+IP_MULTICAST_IF: Final = 32
+IP_MULTICAST_TTL: Final = 33
+IP_MULTICAST_LOOP: Final = 34
+IP_ADD_MEMBERSHIP: Final = 35
+IP_DROP_MEMBERSHIP: Final = 36
+IP_ADD_SOURCE_MEMBERSHIP: Final = 39
+IP_DROP_SOURCE_MEMBERSHIP: Final = 40
+IP_MULTICAST_ALL: Final = 49
 
 TCP_NODELAY: Final = 1
 TCP_MAXSEG: Final = 2
@@ -283,6 +291,7 @@ class TcpCore(Protocol):
     hup: bool
     rdhup: bool
     error: int
+    soft_error: int
     activity: int
 
     def bind(self, addr: bytes, port: int) -> None: ...
@@ -411,6 +420,24 @@ def _enum(cls: Any, value: int) -> int:
     except ValueError:
         return value
     return member
+
+
+_MREQ_LEN: Final = 8  # struct ip_mreq {imr_multiaddr, imr_interface}
+_MREQN_LEN: Final = 12  # struct ip_mreqn {imr_multiaddr, imr_address, imr_ifindex}
+_MREQ_SOURCE_LEN: Final = 12  # struct ip_mreq_source {imr_multiaddr, imr_interface, imr_sourceaddr}
+
+
+def _mreq(raw: bytes, *, multicast_if: bool = False) -> tuple[bytes, bytes, int]:
+    """(group, interface address, interface index) from an ``ip_mreqn`` (12 bytes or
+    more) or ``ip_mreq`` (8); IP_MULTICAST_IF also takes a bare ``in_addr`` (4)."""
+    if len(raw) >= _MREQN_LEN:
+        index: int = _INT.unpack_from(raw, 8)[0]
+        return raw[0:4], raw[4:8], index
+    if len(raw) >= _MREQ_LEN:
+        return raw[0:4], raw[4:8], 0
+    if multicast_if and len(raw) >= 4:
+        return bytes(4), raw[0:4], 0
+    raise _err(_errno.EINVAL)
 
 
 # --- open files: the kernel side of a socket -----------------------------------------------------
@@ -674,6 +701,56 @@ class _UdpFile(_SocketFile):
             raise _not_modelled(f"IP_MTU_DISCOVER {value} (only DONT, WANT and DO are)")
         self.core.pmtudisc = _PMTUDISC_TO_CORE[value]
 
+    # --- multicast options (Linux do_ip_setsockopt / do_ip_getsockopt) --------------------
+    def _get_ip_opt(self, name: int) -> bytes:
+        core = self.core
+        if name == IP_MULTICAST_TTL:
+            return _pack_int(core.mc_ttl)
+        if name == IP_MULTICAST_LOOP:
+            return _pack_int(int(core.mc_loop))
+        if name == IP_MULTICAST_ALL:
+            return _pack_int(int(core.mc_all))
+        if name == IP_MULTICAST_IF:
+            return bytes(core.mc_if)
+        return super()._get_ip_opt(name)
+
+    def _set_ip_opt(self, name: int, raw: bytes) -> None:
+        core = self.core
+        now = self.rt.now()
+        if name in (IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP):
+            group, address, ifindex = _mreq(raw)
+            (core.join if name == IP_ADD_MEMBERSHIP else core.leave)(group, address, ifindex, None, now)
+        elif name in (IP_ADD_SOURCE_MEMBERSHIP, IP_DROP_SOURCE_MEMBERSHIP):
+            if len(raw) != _MREQ_SOURCE_LEN:
+                raise _err(_errno.EINVAL)
+            group, address, source = raw[0:4], raw[4:8], raw[8:12]
+            (core.join if name == IP_ADD_SOURCE_MEMBERSHIP else core.leave)(group, address, 0, source, now)
+        elif name == IP_MULTICAST_IF:
+            _, address, ifindex = _mreq(raw, multicast_if=True)
+            if not ifindex and address == bytes(4):
+                core.mc_if, core.mc_ifindex = address, 0
+                return
+            iface = self.rt.stack.udp.multicast_interface(ifindex, address)
+            if iface is None:
+                raise _err(_errno.EADDRNOTAVAIL)
+            core.mc_if, core.mc_ifindex = address, iface.index
+        elif name in (IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_ALL):
+            if not raw:
+                raise _err(_errno.EINVAL)
+            value = _opt_int(raw, IPPROTO_IP)
+            if name == IP_MULTICAST_TTL:
+                if value == -1:
+                    value = 1
+                if not 0 <= value <= 255:
+                    raise _err(_errno.EINVAL)
+                core.mc_ttl = value
+            elif name == IP_MULTICAST_LOOP:
+                core.mc_loop = value != 0
+            else:
+                core.mc_all = value != 0
+        else:
+            super()._set_ip_opt(name, raw)
+
     # Linux datagram_poll(): error, shutdown, queue, then writability.
     def poll_mask(self) -> int:
         core = self.core
@@ -903,7 +980,12 @@ class _TcpFile(_SocketFile):
         return self.core.remote
 
     def take_error(self) -> int:
-        return self.core.take_error()
+        # SO_ERROR: the pending error, else the last ICMP soft error, which Linux's
+        # sock_getsockopt reports (and clears) from sk_err_soft (RFC 1122 §4.2.3.9).
+        err = self.core.take_error()
+        if err == 0:
+            err, self.core.soft_error = self.core.soft_error, 0
+        return err
 
     def recv_ready(self) -> bool:
         core = self.core

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from .config import Config
 from .counters import Counters
 from .net.arp import ArpCache
 from .net.icmp import IcmpLayer
+from .net.igmp import ALL_HOSTS, PROTO_IGMP, IgmpLayer
 from .net.interface import Interface
 from .net.ipv4 import Ipv4Layer
 from .net.routing import RoutingTable
@@ -37,7 +39,6 @@ from .wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame, build_e
 from .wire.icmp import DEST_UNREACHABLE, UNREACH_HOST, IcmpMessage
 from .wire.ipv4 import Ipv4Packet
 
-ALL_HOSTS = bytes((224, 0, 0, 1))
 LOOPBACK = "lo"
 
 
@@ -92,8 +93,12 @@ class Stack:
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self)
         self.tcp = TcpLayer(self)
-        self.transports: dict[int, Transport] = {6: self.tcp, 17: self.udp}
-        self._loopback: deque[bytes] = deque()
+        self.igmp = IgmpLayer(self)
+        self.transports: dict[int, Transport] = {6: self.tcp, 17: self.udp, PROTO_IGMP: self.igmp}
+        self._loopback: deque[tuple[bytes, Interface | None]] = deque()
+        # Observers of every frame the stack receives or sends ("rx"/"tx", interface,
+        # time, frame): what ``refstack tcpdump`` attaches to.
+        self.taps: list[Callable[[str, str, float, bytes], None]] = []
         self.add_interface(LOOPBACK, "127.0.0.1", 8, mtu=65535)
 
     # --- configuration ----------------------------------------------------------------
@@ -142,6 +147,8 @@ class Stack:
         self._advance(now)
         iface = self.interfaces[interface] if interface is not None else self.primary
         self.counters["rx_frames"] += 1
+        for tap in self.taps:
+            tap("rx", iface.name, now, frame)
         if not iface.is_ethernet:
             self.ip.input(frame, iface, now)
             return
@@ -171,6 +178,9 @@ class Stack:
         frames = list(iface.tx)
         iface.tx.clear()
         self.counters["tx_frames"] += len(frames)
+        for tap in self.taps:
+            for frame in frames:
+                tap("tx", iface.name, now, frame)
         return frames
 
     def next_deadline(self) -> float | None:
@@ -189,7 +199,7 @@ class Stack:
     ) -> None:
         """Put one IPv4 datagram on ``iface``'s link (framing and ARP as needed)."""
         if iface.name == LOOPBACK or self.ip.is_local(dst):
-            self._loopback.append(datagram)
+            self._loopback.append((datagram, None))
             return
         if iface.mac is None:
             iface.tx.append(datagram)
@@ -200,10 +210,16 @@ class Stack:
         else:
             self.arp[iface.name].send_ipv4(next_hop, datagram, now)
 
+    def loop_back(self, datagram: bytes, iface: Interface) -> None:
+        """Hand a copy of a datagram we sent on ``iface`` back to our own input, as if
+        it had arrived there (multicast loopback, IP_MULTICAST_LOOP)."""
+        self._loopback.append((datagram, iface))
+
     def _drain_loopback(self, now: float) -> None:
         lo = self.interfaces[LOOPBACK]
         while self._loopback:
-            self.ip.input(self._loopback.popleft(), lo, now)
+            datagram, iface = self._loopback.popleft()
+            self.ip.input(datagram, iface if iface is not None else lo, now)
 
     def _unresolved(self, datagram: bytes, now: float) -> None:
         """ARP gave up on a next hop: report host unreachable to the sender (as Linux)."""
@@ -213,10 +229,10 @@ class Stack:
             return
         self.icmp.send_error(DEST_UNREACHABLE, UNREACH_HOST, ip, now)
 
-    def accepts_multicast(self, group: Ipv4Addr, iface: Interface) -> bool:
-        """RFC 1112 §7.2: all-hosts always; other groups once joined (multicast
-        membership arrives with the Onload model, issue 4)."""
-        return group == ALL_HOSTS
+    def accepts_multicast(self, group: Ipv4Addr, iface: Interface, source: Ipv4Addr | None = None) -> bool:
+        """RFC 1112 §7.2, RFC 3376 §3.2: all-hosts always; another group once a socket
+        joined it on ``iface``, from the sources the interface's filter lets in."""
+        return group == ALL_HOSTS or self.igmp.interface_accepts(group, iface, source)
 
     def log_drop(self, now: float, reason: str) -> None:
         self.drops.append((now, reason))

@@ -26,7 +26,7 @@ from .net.interface import Interface
 from .wire.addresses import Ipv4Addr, ipv4_str, is_multicast_ipv4
 from .wire.errors import WireError
 from .wire.icmp import DEST_UNREACHABLE, UNREACH_PORT, IcmpMessage
-from .wire.ipv4 import PROTO_UDP, Ipv4Packet
+from .wire.ipv4 import PROTO_UDP, Ipv4Packet, build_ipv4
 from .wire.udp import UdpDatagram, build_udp
 
 if TYPE_CHECKING:
@@ -56,6 +56,15 @@ class UdpEndpoint:
         )
         self.error = 0
         self.closed = False
+        # Multicast (RFC 1112 §6.1, Linux's defaults): TTL 1, loopback on, no fixed
+        # interface, and IP_MULTICAST_ALL on (a wildcard socket hears every group
+        # the host joined).  ``owner`` names this socket's memberships.
+        self.owner = layer.next_owner()
+        self.mc_ttl = 1
+        self.mc_loop = True
+        self.mc_if: Ipv4Addr = ANY
+        self.mc_ifindex = 0
+        self.mc_all = True
         self.rx: deque[tuple[bytes, Address]] = deque()
         self.rx_bytes = 0
         # Bumped whenever something happens that could wake a waiter (data, error):
@@ -133,6 +142,8 @@ class UdpEndpoint:
         if self.local is None:
             self._layer.bind(self, ANY, 0)
         assert self.local is not None
+        if is_multicast_ipv4(addr):
+            return self._send_multicast(data, addr, port, now)
         src = self.local[0]
         if src == ANY:
             hop = stack.routes.lookup(addr)
@@ -145,6 +156,56 @@ class UdpEndpoint:
         stack.ip.output(addr, PROTO_UDP, datagram, now, src=src, ttl=self.ttl, tos=self.tos, df=self.pmtudisc)
         stack.counters["udp_tx"] += 1
         return len(data)
+
+    def _send_multicast(self, data: bytes, group: Ipv4Addr, port: int, now: float) -> int:
+        """RFC 1112 §6.1: TTL IP_MULTICAST_TTL, out of IP_MULTICAST_IF (else the bound
+        address's interface, else the route's), and a copy back to our own members
+        when IP_MULTICAST_LOOP is on (Linux ip_mc_output)."""
+        stack = self._layer.stack
+        assert self.local is not None
+        iface = self._layer.multicast_interface(self.mc_ifindex, self.mc_if)
+        if iface is None and self.local[0] != ANY:
+            iface = self._layer.interface_of(self.local[0])
+        if iface is None:
+            hop = stack.routes.lookup(group)
+            if hop is None:
+                stack.counters["ip_tx_no_route"] += 1
+                raise OSError(errno.ENETUNREACH, "Network is unreachable")
+            iface = hop.interface
+        src = self.local[0] if self.local[0] != ANY else iface.address
+        datagram = build_udp(src, group, self.local[1], port, data)
+        stack.ip.output(
+            group,
+            PROTO_UDP,
+            datagram,
+            now,
+            src=src,
+            ttl=self.mc_ttl,
+            tos=self.tos,
+            df=self.pmtudisc,
+            iface=iface,
+        )
+        stack.counters["udp_tx"] += 1
+        stack.counters["udp_tx_multicast"] += 1
+        if self.mc_loop and stack.accepts_multicast(group, iface, src):
+            looped = build_ipv4(src, group, PROTO_UDP, datagram, ttl=self.mc_ttl, tos=self.tos)
+            stack.loop_back(looped, iface)
+        return len(data)
+
+    # --- multicast membership (IP_ADD_MEMBERSHIP and friends) --------------------------
+    def join(
+        self, group: Ipv4Addr, address: Ipv4Addr, ifindex: int, source: Ipv4Addr | None, now: float
+    ) -> None:
+        """Join ``group`` on the interface ``ifindex`` names, else the one owning
+        ``address``, else the route's to the group (ENODEV when none, as Linux)."""
+        iface = self._layer.membership_interface(group, address, ifindex)
+        self._layer.stack.igmp.join(self.owner, iface, group, source, now)
+
+    def leave(
+        self, group: Ipv4Addr, address: Ipv4Addr, ifindex: int, source: Ipv4Addr | None, now: float
+    ) -> None:
+        iface = self._layer.membership_interface(group, address, ifindex, leaving=True)
+        self._layer.stack.igmp.leave(self.owner, iface, group, source, now)
 
     def recvfrom(self) -> tuple[bytes, Address]:
         """The next datagram, or BlockingIOError; a pending error is raised first."""
@@ -160,6 +221,8 @@ class UdpEndpoint:
             self.closed = True
             self.activity += 1
             self._layer.unbind(self)
+            stack = self._layer.stack
+            stack.igmp.drop_socket(self.owner, stack.now)
 
     # --- from the layer ----------------------------------------------------------------
     def deliver(self, data: bytes, source: Address) -> bool:
@@ -183,9 +246,45 @@ class UdpLayer:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self._bound: dict[int, list[UdpEndpoint]] = {}
+        self._owners = 0
 
     def endpoint(self) -> UdpEndpoint:
         return UdpEndpoint(self)
+
+    def next_owner(self) -> int:
+        self._owners += 1
+        return self._owners
+
+    # --- interfaces for multicast ------------------------------------------------------
+    def interface_of(self, address: Ipv4Addr) -> Interface | None:
+        for iface in self.stack.interfaces.values():
+            if iface.address == address:
+                return iface
+        return None
+
+    def multicast_interface(self, ifindex: int, address: Ipv4Addr) -> Interface | None:
+        """IP_MULTICAST_IF's interface: by index, else by address; None when unset."""
+        if ifindex:
+            for iface in self.stack.interfaces.values():
+                if iface.index == ifindex:
+                    return iface
+            return None
+        return self.interface_of(address) if address != ANY else None
+
+    def membership_interface(
+        self, group: Ipv4Addr, address: Ipv4Addr, ifindex: int, *, leaving: bool = False
+    ) -> Interface:
+        """Linux ip_mc_find_dev: the index, else the address, else the route to the
+        group; ENODEV when nothing names an interface (EADDRNOTAVAIL for a drop)."""
+        iface = self.multicast_interface(ifindex, address)
+        if iface is None and not ifindex and address == ANY:
+            hop = self.stack.routes.lookup(group)
+            iface = hop.interface if hop is not None else None
+        if iface is None:
+            if leaving:
+                raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+            raise OSError(errno.ENODEV, "No such device")
+        return iface
 
     # --- ports ---------------------------------------------------------------------
     def bind(self, ep: UdpEndpoint, addr: Ipv4Addr, port: int) -> None:
@@ -249,7 +348,15 @@ class UdpLayer:
             counters["udp_rx_bad_checksum"] += 1
             return
         source = (ip.src, d.src_port)
-        if link_broadcast or is_multicast_ipv4(ip.dst) or self.stack.ip.is_broadcast(ip.dst):
+        if is_multicast_ipv4(ip.dst):
+            igmp = self.stack.igmp
+            targets = [
+                ep
+                for ep in self._bound.get(d.dst_port, ())
+                if self._matches(ep, ip.dst, source)
+                and igmp.socket_accepts(ep.owner, ip.dst, ip.src, iface, ep.mc_all)
+            ]
+        elif link_broadcast or self.stack.ip.is_broadcast(ip.dst):
             targets = [ep for ep in self._bound.get(d.dst_port, ()) if self._matches(ep, ip.dst, source)]
         else:
             best = self._lookup(ip.dst, d.dst_port, source)

@@ -41,6 +41,7 @@ from ..wire.ipv4 import (
 from .icmp import LIMITED_BROADCAST, names_single_host
 from .interface import Interface
 from .reassembly import Reassembler
+from .routing import NextHop
 
 if TYPE_CHECKING:
     from ..stack import Stack
@@ -119,7 +120,9 @@ class Ipv4Layer:
             return
         to_broadcast = self.is_broadcast(dst)
         multicast = is_multicast_ipv4(dst)
-        if not (to_broadcast or self.is_local(dst) or (multicast and stack.accepts_multicast(dst, iface))):
+        if not (
+            to_broadcast or self.is_local(dst) or (multicast and stack.accepts_multicast(dst, iface, ip.src))
+        ):
             counters["ip_rx_not_for_us"] += 1
             return
         if ip.is_fragment:
@@ -204,6 +207,7 @@ class Ipv4Layer:
         df: bool | None = True,
         ident: int | None = None,
         options: Iterable[Ipv4Option] = (),
+        iface: Interface | None = None,
     ) -> None:
         """Route and send one datagram, fragmenting it when it is too big and DF is
         clear.  ``df=None`` is Linux's IP_PMTUDISC_WANT (its default for UDP): DF
@@ -211,7 +215,9 @@ class Ipv4Layer:
         does not.  Raises ``OSError`` with the errno Linux gives: ENETUNREACH without
         a route, EMSGSIZE when DF is set and the datagram exceeds the path MTU."""
         stack = self._stack
-        hop = stack.routes.lookup(dst)
+        # ``iface``: send on this interface, the destination taken as on-link (a
+        # multicast socket's IP_MULTICAST_IF, as Linux does without a route).
+        hop = NextHop(iface, dst, iface.address) if iface is not None else stack.routes.lookup(dst)
         if hop is None:
             stack.counters["ip_tx_no_route"] += 1
             raise OSError(errno.ENETUNREACH, f"no route to {ipv4_str(dst)}")
