@@ -21,6 +21,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+class InvalidSettingError(ValueError):
+    """A setting the case asks for is wrong (an unknown EF_* option, a value out of
+    its range): the case is an *error*, the script needs fixing."""
+
+
 class UnsupportedSettingError(Exception):
     """A target cannot model a setting the case asks for: the case is *skipped* with
     this reason (never counted as passed).  A setting that the target supports but

@@ -32,7 +32,7 @@ from scapy.layers.inet import IP, TCP
 from ..results import CaseResult, FieldDiff, Mismatch, TraceEntry, Verdict
 from ..script import ScriptError, parse_file
 from ..script import syntax as sx
-from ..target import Call, CaseConfig, Session, Setting, Target, UnsupportedSettingError
+from ..target import Call, CaseConfig, InvalidSettingError, Session, Setting, Target, UnsupportedSettingError
 from .fragments import match_fragment
 from .igmp import match_igmp
 from .options import OptionError, RunOptions, merge
@@ -610,6 +610,9 @@ def run_case(
         session = target.open(case)
     except UnsupportedSettingError as e:
         result.verdict, result.reason = Verdict.SKIP, str(e)
+        return result
+    except InvalidSettingError as e:
+        result.verdict, result.reason = Verdict.ERROR, f"{path}: {e}"
         return result
     executor = Executor(script, session, opts, result)
     if opts.ef_options and "onload" not in features:

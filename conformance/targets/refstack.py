@@ -33,11 +33,20 @@ from collections.abc import Callable
 from refstack import select as rselect
 from refstack import socket as rsocket
 from refstack.clock import VirtualClock
+from refstack.config import Config, ConfigError
 from refstack.profile import Profile, ProfileError, apply_sysctl
 from refstack.runtime import Runtime
 from refstack.stack import Stack
 
-from ..target import Call, CallResult, Captured, CaseConfig, Setting, UnsupportedSettingError
+from ..target import (
+    Call,
+    CallResult,
+    Captured,
+    CaseConfig,
+    InvalidSettingError,
+    Setting,
+    UnsupportedSettingError,
+)
 
 O_NONBLOCK = os.O_NONBLOCK
 INTERFACE = "tun0"
@@ -67,6 +76,22 @@ class _SessionDriver:
         return condition()
 
 
+def _config(options: tuple[tuple[str, str], ...]) -> Config:
+    """The stack's EF_* options: Onload's defaults plus the case's ``--ef=`` ones.
+
+    A bad value or a name Onload does not know is the script's error, never a silent
+    default; an option Onload has but refstack does not model skips the case."""
+    try:
+        config = Config.from_env(dict(options))
+    except ConfigError as e:
+        raise InvalidSettingError(str(e)) from None
+    if config.unknown:
+        raise InvalidSettingError(f"unknown EF_* option(s): {', '.join(config.unknown)}")
+    if config.ignored:
+        raise UnsupportedSettingError(f"refstack does not model {', '.join(config.ignored)}")
+    return config
+
+
 class RefstackSession:
     def __init__(self, case: CaseConfig) -> None:
         self.case = case
@@ -76,11 +101,10 @@ class RefstackSession:
                 profile = apply_sysctl(profile, key, value)
             except ProfileError as e:
                 raise UnsupportedSettingError(str(e)) from None
-        if case.ef_options:
-            raise UnsupportedSettingError("EF_* options arrive with the Onload model (issue 4)")
+        config = _config(case.ef_options)
         seed = int.from_bytes(hashlib.sha256(case.name.encode()).digest()[:8], "big")
         self.clock = VirtualClock()
-        self.stack = Stack(profile, name=f"case-{case.name}", seed=seed)
+        self.stack = Stack(profile, name=f"case-{case.name}", seed=seed, config=config)
         prefix = ipaddress.IPv4Network(f"0.0.0.0/{case.netmask_ip}").prefixlen
         self.stack.add_interface(INTERFACE, case.local_ip, prefix, mtu=case.mtu)
         remote = ipaddress.IPv4Network(f"{case.remote_ip}/{case.remote_prefix_len}", strict=False)

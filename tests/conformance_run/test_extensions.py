@@ -181,3 +181,20 @@ def test_ef_options_are_noted_on_a_target_without_onload(tmp_path: Path) -> None
     result = run_case(script, target)
     assert result.verdict is Verdict.PASS, result.reason
     assert any("EF_MAX_ENDPOINTS=4: EF_* options are Onload's" in e.text for e in result.trace)
+
+
+@pytest.mark.parametrize(
+    ("option", "verdict", "reason"),
+    [
+        ("EF_TCP_FIN_TIMEOUT=5", Verdict.PASS, ""),
+        ("EF_MAX_ENDPOINTS=3", Verdict.ERROR, "EF_MAX_ENDPOINTS=3: "),
+        ("EF_NO_FAIL=yes", Verdict.ERROR, "EF_NO_FAIL=yes: "),
+        ("EF_BOGUS=1", Verdict.ERROR, "unknown EF_* option(s): EF_BOGUS"),
+    ],
+)
+def test_ef_options_on_refstack(tmp_path: Path, option: str, verdict: Verdict, reason: str) -> None:
+    script = tmp_path / "ef.pkt"
+    script.write_text(f"--ef={option}\n" + HEAD)
+    result = run_case(script, get_target("refstack"))
+    assert result.verdict is verdict, result.reason
+    assert reason in result.reason
