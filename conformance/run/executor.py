@@ -41,6 +41,7 @@ from .packets import (
     ScriptRuntimeError,
     accepts,
     build_inbound,
+    checksum_diffs,
     describe,
     ip_diffs,
     match_icmp,
@@ -277,6 +278,8 @@ class Executor:
         else:
             raise ScriptRuntimeError(f"outbound {type(body).__name__} packets are not supported")
         diffs += [d for d in ip_diffs(action, packet, self.flow) if d not in diffs]
+        for segment in segments:
+            diffs += checksum_diffs(segment)
         if diffs:
             raise self.fail(
                 action,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP, in4_chksum
 from scapy.packet import Raw
+from scapy.utils import checksum
 
 from ..results import FieldDiff
 from ..script import syntax as sx
@@ -215,6 +216,30 @@ def accepts(packet: bytes, action: sx.PacketEvent, flow: Flow, opts: RunOptions)
             return False
         return not isinstance(action.body, sx.IgmpBody) or ip.proto == 2
     return is_flow_packet(packet, flow, opts)
+
+
+def checksum_diffs(packet: bytes) -> list[FieldDiff]:
+    """RFC 791 §3.1 / RFC 9293 §3.1 (MUST-2) / RFC 768: the checksums a sender must
+    compute, verified on every packet a line matches.  The transport checksum of a
+    fragment covers the whole datagram, so only the IP header's is checked there;
+    a UDP checksum of 0 means "none" (RFC 768)."""
+    ip = IP(packet)
+    header_len = ip.ihl * 4
+    diffs: list[FieldDiff] = []
+    if checksum(packet[:header_len]) != 0:
+        diffs.append(FieldDiff("ip.checksum", "valid", f"0x{ip.chksum:04x} (invalid)"))
+    if int(ip.flags) & 0x1 or int(ip.frag):
+        return diffs
+    segment = packet[header_len : ip.len]
+    if ip.proto in (6, 17):
+        if ip.proto == 17 and len(segment) >= 8 and segment[6:8] == b"\0\0":
+            return diffs
+        if in4_chksum(ip.proto, ip, segment) != 0:
+            name = "tcp.checksum" if ip.proto == 6 else "udp.checksum"
+            diffs.append(FieldDiff(name, "valid", "invalid"))
+    elif ip.proto == 1 and checksum(segment) != 0:
+        diffs.append(FieldDiff("icmp.checksum", "valid", "invalid"))
+    return diffs
 
 
 def ip_diffs(action: sx.PacketEvent, packet: bytes, flow: Flow) -> list[FieldDiff]:

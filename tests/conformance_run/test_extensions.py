@@ -198,3 +198,23 @@ def test_ef_options_on_refstack(tmp_path: Path, option: str, verdict: Verdict, r
     result = run_case(script, get_target("refstack"))
     assert result.verdict is verdict, result.reason
     assert reason in result.reason
+
+
+def test_outbound_checksums_are_verified() -> None:
+    from scapy.layers.inet import ICMP, TCP
+
+    from conformance.run.packets import checksum_diffs
+
+    good = [
+        bytes(IP(src="192.168.0.1", dst="192.0.2.1") / TCP(flags="A") / b"data"),
+        bytes(IP(src="192.168.0.1", dst="192.0.2.1") / UDP() / b"data"),
+        bytes(IP(src="192.168.0.1", dst="192.0.2.1") / UDP(chksum=0) / b"data"),  # RFC 768: none
+        bytes(IP(src="192.168.0.1", dst="192.0.2.1") / ICMP() / b"data"),
+    ]
+    assert [checksum_diffs(p) for p in good] == [[], [], [], []]
+    names = []
+    for packet, at in ((good[0], -1), (good[1], -1), (good[3], -1), (good[0], 11)):
+        broken = bytearray(packet)
+        broken[at] ^= 0x40
+        names.append([d.name for d in checksum_diffs(bytes(broken))])
+    assert names == [["tcp.checksum"], ["udp.checksum"], ["icmp.checksum"], ["ip.checksum"]]
