@@ -1381,7 +1381,10 @@ class socket:  # noqa: N801 - the name of Python's socket.socket
         if flags & MSG_OOB and isinstance(file, _TcpFile):
             raise _err(_errno.EINVAL, "there is no urgent data: MSG_OOB is not modelled")
         flags &= ~MSG_OOB  # Linux UDP ignores it
-        if flags & ~_RECV_FLAGS:
+        # MSG_TRUNC on a datagram socket: Linux returns the datagram's real length, and
+        # CPython grows its buffer to that length (the octets past ``n`` are not data).
+        trunc = bool(flags & MSG_TRUNC) and not isinstance(file, _TcpFile)
+        if flags & ~(_RECV_FLAGS | (MSG_TRUNC if trunc else 0)):
             raise _err(_errno.EOPNOTSUPP, f"recv flags {flags & ~_RECV_FLAGS:#x} are {_NOT_MODELLED}")
         peek = bool(flags & MSG_PEEK)
         nonblocking = bool(flags & MSG_DONTWAIT) or self._timeout == 0.0
@@ -1391,6 +1394,9 @@ class socket:  # noqa: N801 - the name of Python's socket.socket
         sleeps = self._timeout is None and not nonblocking
 
         def attempt(want: int = n) -> tuple[bytes, Address | None, int]:
+            if trunc:
+                data, source, _ = file.recv(1 << 17, peek=peek, may_wait=sleeps)
+                return data[:want].ljust(len(data), b"\0"), source, MSG_TRUNC if len(data) > want else 0
             return file.recv(want, peek=peek, may_wait=sleeps)
 
         got = self._io(attempt, file.recv_ready, what, nonblocking=nonblocking, deadline=deadline)

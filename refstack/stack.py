@@ -28,6 +28,7 @@ from .net.igmp import ALL_HOSTS, PROTO_IGMP, IgmpLayer
 from .net.interface import Interface
 from .net.ipv4 import Ipv4Layer
 from .net.routing import RoutingTable
+from .nic.model import OnloadModel
 from .profile import Profile
 from .tcp.layer import TcpLayer
 from .timers import TimerQueue
@@ -89,6 +90,7 @@ class Stack:
         self.arp: dict[str, ArpCache] = {}
         self.now = 0.0
         self.drops: deque[tuple[float, str]] = deque(maxlen=64)
+        self.onload = OnloadModel(self)
         self.ip = Ipv4Layer(self)
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self)
@@ -147,6 +149,8 @@ class Stack:
         self._advance(now)
         iface = self.interfaces[interface] if interface is not None else self.primary
         self.counters["rx_frames"] += 1
+        if not self.onload.rx_frame():
+            return  # the RX ring is full: the NIC drops the frame
         for tap in self.taps:
             tap("rx", iface.name, now, frame)
         if not iface.is_ethernet:
@@ -172,11 +176,15 @@ class Stack:
     def poll(self, now: float, interface: str | None = None) -> list[bytes]:
         """Run what is due at ``now`` and return the frames queued on ``interface``."""
         self._advance(now)
+        self.onload.polled()
         self.timers.run_due(now)
         self._drain_loopback(now)
         iface = self.interfaces[interface] if interface is not None else self.primary
-        frames = list(iface.tx)
-        iface.tx.clear()
+        # The TX ring takes EF_TXQ_SIZE frames per poll; the rest wait for the next.
+        limit = self.onload.txq_size
+        frames = [iface.tx.popleft() for _ in range(min(limit, len(iface.tx)))]
+        if iface.tx:
+            self.onload.counters["tx_oflow"] += 1
         self.counters["tx_frames"] += len(frames)
         for tap in self.taps:
             for frame in frames:

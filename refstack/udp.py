@@ -59,7 +59,8 @@ class UdpEndpoint:
         # Multicast (RFC 1112 §6.1, Linux's defaults): TTL 1, loopback on, no fixed
         # interface, and IP_MULTICAST_ALL on (a wildcard socket hears every group
         # the host joined).  ``owner`` names this socket's memberships.
-        self.owner = layer.next_owner()
+        self.onload = layer.stack.onload.new_socket(17)  # ENOMEM: no endpoint, EF_NO_FAIL=0
+        self.owner = self.onload.owner
         self.mc_ttl = 1
         self.mc_loop = True
         self.mc_if: Ipv4Addr = ANY
@@ -117,6 +118,7 @@ class UdpEndpoint:
         assert self.local is not None
         if self.local[0] == ANY:
             self._layer.rebind_address(self, hop.source)
+        self._layer.stack.onload.connected(self.owner, 17, self.local, (addr, port))
         self.remote = (addr, port)
 
     def disconnect(self) -> None:
@@ -199,13 +201,19 @@ class UdpEndpoint:
         """Join ``group`` on the interface ``ifindex`` names, else the one owning
         ``address``, else the route's to the group (ENODEV when none, as Linux)."""
         iface = self._layer.membership_interface(group, address, ifindex)
-        self._layer.stack.igmp.join(self.owner, iface, group, source, now)
+        stack = self._layer.stack
+        stack.igmp.join(self.owner, iface, group, source, now)
+        if self.local is not None:
+            stack.onload.joined(self.owner, group, self.local[1], iface)
 
     def leave(
         self, group: Ipv4Addr, address: Ipv4Addr, ifindex: int, source: Ipv4Addr | None, now: float
     ) -> None:
         iface = self._layer.membership_interface(group, address, ifindex, leaving=True)
-        self._layer.stack.igmp.leave(self.owner, iface, group, source, now)
+        stack = self._layer.stack
+        stack.igmp.leave(self.owner, iface, group, source, now)
+        if self.local is not None:
+            stack.onload.left(self.owner, group, self.local[1])
 
     def recvfrom(self) -> tuple[bytes, Address]:
         """The next datagram, or BlockingIOError; a pending error is raised first."""
@@ -223,6 +231,7 @@ class UdpEndpoint:
             self._layer.unbind(self)
             stack = self._layer.stack
             stack.igmp.drop_socket(self.owner, stack.now)
+            stack.onload.close(self.owner)
 
     # --- from the layer ----------------------------------------------------------------
     def deliver(self, data: bytes, source: Address) -> bool:
@@ -246,14 +255,9 @@ class UdpLayer:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self._bound: dict[int, list[UdpEndpoint]] = {}
-        self._owners = 0
 
     def endpoint(self) -> UdpEndpoint:
         return UdpEndpoint(self)
-
-    def next_owner(self) -> int:
-        self._owners += 1
-        return self._owners
 
     # --- interfaces for multicast ------------------------------------------------------
     def interface_of(self, address: Ipv4Addr) -> Interface | None:
@@ -302,6 +306,7 @@ class UdpLayer:
             port = self._ephemeral(ep, addr)
         elif self._conflicts(ep, addr, port):
             raise OSError(errno.EADDRINUSE, "Address already in use")
+        self.stack.onload.bound(ep.owner, 17, addr, port, listen=False)  # EBUSY: filter table full
         ep.local = (addr, port)
         self._bound.setdefault(port, []).append(ep)
 

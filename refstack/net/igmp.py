@@ -79,6 +79,7 @@ QUERY_INTERVAL = 125.0  # §8.2
 QUERY_RESPONSE_INTERVAL = 10.0  # §8.3
 V3_UNSOLICITED_INTERVAL = 1.0  # §8.11; Linux igmpv3_unsolicited_report_interval 1000 ms
 V2_UNSOLICITED_INTERVAL = 10.0  # RFC 2236 §8.10; Linux igmpv2_unsolicited_report_interval
+INITIAL_REPORT_DELAY = 0.004  # Linux IGMP_INITIAL_REPORT_DELAY (1 jiffy) and igmp_ifc_event's delay
 MAX_MEMBERSHIPS = 20  # Linux net.ipv4.igmp_max_memberships: per socket
 MAX_SOURCE_FILTER = 10  # Linux net.ipv4.igmp_max_msf: sources per socket and group
 
@@ -106,12 +107,20 @@ class _Group:
     members: dict[int, _Filter] = field(default_factory=dict)  # socket id -> its filter
     mode: Mode = Mode.INCLUDE
     sources: frozenset[Ipv4Addr] = frozenset()
-    pending: list[tuple[int, frozenset[Ipv4Addr]]] = field(default_factory=list)  # change records
-    retransmits: int = 0  # how many more reports carry ``pending``
+    # State-Change retransmission state (§5.1, Linux pmc->crcount and psf->sf_crcount):
+    # how many more reports carry a filter-mode-change record, and per source how many
+    # more carry it in an ALLOW/BLOCK record (whichever the current state makes it).
+    mode_retrans: int = 0
+    source_retrans: dict[Ipv4Addr, int] = field(default_factory=dict)
     v2_timer: Timer | None = None  # v1/v2 mode: the report due for this group
     v3_timer: Timer | None = None  # v3: the answer to a group-specific query
     unsolicited: int = 0  # v1/v2 mode: unsolicited reports still to send
     reporter: bool = False  # v2: we sent the last report (so we send the leave)
+
+    @property
+    def reporting(self) -> bool:
+        """State-Change Reports are still due for this group."""
+        return self.mode_retrans > 0 or bool(self.source_retrans)
 
 
 class _Interface:
@@ -301,6 +310,14 @@ class IgmpLayer:
             counters["igmp_rx_v2_query"] += 1
             state.v2_seen_until = now + timeout
             max_delay = query.max_resp_time / 10.0
+        # §7.2.1: from now on only the older version's messages.  Linux
+        # igmp_heard_query stops the interface change timer (mr_ifc_count = 0) and
+        # drops the deleted-group records: pending v3 retransmissions are not sent.
+        if state.change_timer is not None:
+            state.change_timer.cancel()
+        for entry in list(state.groups.values()):
+            entry.mode_retrans, entry.source_retrans = 0, {}
+            self._forget_if_empty(state, entry)
         for entry in state.groups.values():
             if entry.group == ALL_HOSTS or not entry.members:
                 continue
@@ -338,7 +355,7 @@ class IgmpLayer:
             if joined and not was_member:
                 entry.unsolicited = state.qrv
                 entry.reporter = True
-                self._arm_v12_report(state, entry, now)
+                self._arm_v12_report(state, entry, now + self._random_delay(INITIAL_REPORT_DELAY))
             elif not joined:
                 if entry.v2_timer is not None:
                     entry.v2_timer.cancel()
@@ -346,14 +363,23 @@ class IgmpLayer:
                     self._send_v12(state.iface, V2_LEAVE, entry.group, ALL_ROUTERS, now)
                 self._forget_if_empty(state, entry)
             return
-        entry.pending = self._change_records(old_mode, old_sources, new_mode, new_sources)
-        entry.retransmits = state.qrv
+        # §5.1: a change while earlier reports are still being retransmitted is merged
+        # with them: a filter-mode change restarts the mode-change records (and, as
+        # Linux ip_mc_add_src, drops the per-source state, which TO_EX/TO_IN's full
+        # source list supersedes); a source-list change gives each changed source
+        # [Robustness Variable] more reports, so no earlier change is lost.
+        for kind, sources in self._change_records(old_mode, old_sources, new_mode, new_sources):
+            if kind in (CHANGE_TO_EXCLUDE_MODE, CHANGE_TO_INCLUDE_MODE):
+                entry.mode_retrans = state.qrv
+                entry.source_retrans = {}
+            else:
+                entry.source_retrans.update(dict.fromkeys(sources, state.qrv))
         timer = state.change_timer
         if timer is None:
             timer = state.change_timer = self.stack.timers.timer(
                 f"igmp-change-{state.iface.name}", lambda t: self._send_changes(state, t)
             )
-        timer.arm_if_earlier(now)
+        timer.arm_if_earlier(now + self._random_delay(INITIAL_REPORT_DELAY))
 
     @staticmethod
     def _merge(filters: Iterable[_Filter]) -> tuple[Mode, frozenset[Ipv4Addr]]:
@@ -387,17 +413,36 @@ class IgmpLayer:
         """The interface's change timer: one report with every pending record (§5.1)."""
         records: list[GroupRecord] = []
         for entry in list(state.groups.values()):
-            if entry.retransmits <= 0:
+            if not entry.reporting:
                 continue
-            records += [GroupRecord(kind, entry.group, tuple(sorted(srcs))) for kind, srcs in entry.pending]
-            entry.retransmits -= 1
-            if entry.retransmits == 0:
-                entry.pending = []
-                self._forget_if_empty(state, entry)
+            records += self._next_change_records(entry)
+            self._forget_if_empty(state, entry)
         if records:
             self._send_v3(state.iface, records, now)
-        if any(e.retransmits > 0 for e in state.groups.values()) and state.change_timer is not None:
+        if any(e.reporting for e in state.groups.values()) and state.change_timer is not None:
             state.change_timer.arm(now + self._random_delay(V3_UNSOLICITED_INTERVAL))
+
+    @staticmethod
+    def _next_change_records(entry: _Group) -> list[GroupRecord]:
+        """The group's records in the next State-Change Report (§5.1; Linux
+        igmpv3_send_cr): TO_EX/TO_IN with the current sources while the mode change is
+        retransmitted (the sources' own retransmissions count down unsent meanwhile,
+        as Linux's add_grec does), else ALLOW/BLOCK of every source with
+        retransmission state, by what the current state makes of it."""
+        sources = sorted(entry.source_retrans)
+        for source in sources:
+            entry.source_retrans[source] -= 1
+            if entry.source_retrans[source] <= 0:
+                del entry.source_retrans[source]
+        if entry.mode_retrans > 0:
+            entry.mode_retrans -= 1
+            kind = CHANGE_TO_EXCLUDE_MODE if entry.mode is Mode.EXCLUDE else CHANGE_TO_INCLUDE_MODE
+            return [GroupRecord(kind, entry.group, tuple(sorted(entry.sources)))]
+        include = entry.mode is Mode.INCLUDE
+        allowed = tuple(s for s in sources if (s in entry.sources) == include)
+        blocked = tuple(s for s in sources if (s in entry.sources) != include)
+        records = [GroupRecord(ALLOW_NEW_SOURCES, entry.group, allowed)] if allowed else []
+        return records + ([GroupRecord(BLOCK_OLD_SOURCES, entry.group, blocked)] if blocked else [])
 
     def _send_current_state(self, state: _Interface, only: _Group | None, now: float) -> None:
         """Answer a query (§5.2): IS_EX/IS_IN records of one group or of all."""
@@ -466,13 +511,17 @@ class IgmpLayer:
         return state
 
     def _random_delay(self, upper: float) -> float:
-        """A uniformly random delay in [0, upper) on Linux's 4 ms jiffy grid."""
+        """A uniformly random delay in [0, upper) on Linux's 4 ms jiffy grid, plus the
+        two jiffies every IGMP timer of Linux adds (``mod_timer(jiffies + tv + 2)`` in
+        igmp_start_timer, igmp_gq_start_timer and igmp_ifc_start_timer): a report is
+        never sent in the same instant as the event that causes it, so changes made
+        together (two joins in a row) go out in one report."""
         ticks = max(int(upper / 0.004), 1)
-        return self.stack.rng.randrange(ticks) * 0.004
+        return (self.stack.rng.randrange(ticks) + 2) * 0.004
 
     @staticmethod
     def _forget_if_empty(state: _Interface, entry: _Group) -> None:
-        if not entry.members and entry.retransmits <= 0:
+        if not entry.members and not entry.reporting:
             for timer in (entry.v2_timer, entry.v3_timer):
                 if timer is not None:
                     timer.cancel()

@@ -134,6 +134,10 @@ class Ipv4Layer:
                 return
             ip = whole
         counters["ip_rx_delivered"] += 1
+        if ip.protocol in (6, 17) and iface.name != "lo" and len(ip.payload) >= 4:
+            payload = ip.payload
+            local = (dst, int.from_bytes(payload[2:4], "big"))
+            stack.onload.classify(ip.protocol, local, (src, int.from_bytes(payload[0:2], "big")))
         handler = stack.transports.get(ip.protocol)
         if ip.protocol == PROTO_ICMP:
             stack.icmp.input(ip, iface, now, to_broadcast=to_broadcast or multicast or link_broadcast)

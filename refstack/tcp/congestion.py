@@ -41,6 +41,7 @@ class NewReno:
         "_ca_acked",
         "_sack_recovery",
         "cwnd",
+        "full_ack_to_ssthresh",
         "in_recovery",
         "initial_window_segments",
         "mss",
@@ -55,6 +56,7 @@ class NewReno:
         initial_ssthresh: int | None = None,
         *,
         iss: int | None = None,
+        full_ack_to_ssthresh: bool = False,
     ) -> None:
         if mss <= 0:
             raise ValueError(f"SMSS must be positive, got {mss}")
@@ -69,6 +71,9 @@ class NewReno:
         self.recover = 0 if iss is None else iss + 1
         self._sack_recovery = False
         self._ca_acked = 0  # bytes acked towards the next congestion-avoidance increase
+        # RFC 6582 §3.2 step 3 lets a full ACK set cwnd by option (1) (the default) or
+        # option (2), cwnd = ssthresh, which is what Linux does (tcp_end_cwnd_reduction).
+        self.full_ack_to_ssthresh = full_ack_to_ssthresh
 
     @property
     def initial_window(self) -> int:
@@ -176,7 +181,10 @@ class NewReno:
         inflated there, so it is left as it is.
         """
         if self.in_recovery and not self._sack_recovery:
-            self.cwnd = min(self.ssthresh, max(flight_size, self.mss) + self.mss)
+            if self.full_ack_to_ssthresh:
+                self.cwnd = self.ssthresh  # option (2)
+            else:
+                self.cwnd = min(self.ssthresh, max(flight_size, self.mss) + self.mss)
         self.in_recovery = False
         self._sack_recovery = False
         self._ca_acked = 0

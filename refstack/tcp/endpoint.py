@@ -31,6 +31,7 @@ from .seq import MASK
 from .state import TcpState
 
 if TYPE_CHECKING:
+    from ..nic.model import SocketRecord
     from .layer import TcpLayer
 
 Address = tuple[Ipv4Addr, int]
@@ -53,6 +54,7 @@ class TcpEndpoint:
         stack = layer.stack
         profile = stack.profile
         self.state = S.CLOSED
+        self.onload: SocketRecord | None = None  # the Onload model's view (refstack.nic)
         self.local: Address | None = None
         self.remote: Address | None = None
         self.parent = parent  # the listener of a passively opened connection
@@ -84,6 +86,7 @@ class TcpEndpoint:
         self.snd_wscale = 0
         self._snd_sml = 0  # end of the last small segment sent (Minshall's Nagle)
         self._pushed_seq = 0  # end of the last segment sent with PSH (Linux pushed_seq)
+        self._psh_ends: set[int] = set()  # ends of unacked segments first sent with PSH
         self._rtx_next: int | None = None  # go-back retransmission cursor after an RTO
         self.snd_buf = bytearray()  # unacknowledged and unsent data, starting at iss + 1 + _buf_acked
         self._buf_seq = 0  # sequence number of snd_buf[0]
@@ -146,6 +149,7 @@ class TcpEndpoint:
         self.activity = 0
         self.connecting = False
         self._connect_errno = 0
+        self._bind_request: tuple[Ipv4Addr, int] | None = None  # what bind() asked for
         self.backlog = 0
         self.syn_queue: list[TcpEndpoint] = []
         self.accept_queue: list[TcpEndpoint] = []
@@ -187,6 +191,18 @@ class TcpEndpoint:
     def take_error(self) -> int:
         err, self.error = self.error, 0
         return err
+
+    # TCP_NODELAY takes effect at once: turning it on sends what Nagle was holding
+    # (Linux __tcp_sock_set_nodelay pushes the pending frames).
+    @property
+    def nodelay(self) -> bool:
+        return self._nodelay
+
+    @nodelay.setter
+    def nodelay(self, on: bool) -> None:
+        self._nodelay = on
+        if on and self.remote is not None:
+            self._output(self.now)
 
     # SO_KEEPALIVE and TCP_KEEPIDLE take effect at once: setting either re-arms the
     # keep-alive timer from the last segment received (Linux tcp_sock_set_keepidle).
@@ -233,6 +249,7 @@ class TcpEndpoint:
         if self.local is not None:
             raise _oserror(errno.EINVAL)
         self.layer.bind(self, addr, port)
+        self._bind_request = (addr, port)
 
     def listen(self, backlog: int) -> None:
         """RFC 9293 §3.10.1 OPEN (passive): CLOSED -> LISTEN.  The accept queue holds
@@ -243,8 +260,8 @@ class TcpEndpoint:
             self.layer.bind(self, bytes(4), 0)
         self.backlog = max(0, min(backlog, self.layer.stack.profile.somaxconn))
         if self.state == S.CLOSED:
+            self.layer.listen(self)  # may fail (EF_NO_FAIL=0, filter table full): still CLOSED
             self.state = S.LISTEN
-            self.layer.listen(self)
 
     def accept(self) -> TcpEndpoint:
         if self.state != S.LISTEN:
@@ -261,6 +278,18 @@ class TcpEndpoint:
             raise _oserror(errno.EISCONN)
         if self.connecting:
             raise _oserror(errno.EALREADY)
+        if self.state == S.CLOSED and self.remote is not None and self._connect_errno:
+            # A failed attempt may be retried (Linux: the socket is SS_UNCONNECTED again,
+            # and inet_put_port released its port unless bind() chose one).
+            self.remote, self.local, self.retransmits = None, None, 0
+            self.rto = RtoEstimator(
+                initial=self.rto.initial,
+                minimum=self.rto.minimum,
+                maximum=self.rto.maximum,
+                linux_style=self.rto.linux_style,
+            )
+            if self._bind_request is not None:
+                self.layer.bind(self, *self._bind_request)
         if self.state != S.CLOSED or self.remote is not None:
             raise _oserror(errno.EISCONN)
         if port == 0:
@@ -352,7 +381,8 @@ class TcpEndpoint:
 
     def _close_listener(self, now: float) -> None:
         for child in self.syn_queue + self.accept_queue:
-            child._send_rst_for_abort(now)
+            if child in self.accept_queue:  # Linux drops a half-open request silently
+                child._send_rst_for_abort(now)
             child._delete()
         self.syn_queue.clear()
         self.accept_queue.clear()
@@ -365,6 +395,10 @@ class TcpEndpoint:
             return
         self.fin_queued = True
         self._wake()
+        if self.state == S.SYN_RECEIVED and not self.snd_buf:
+            # §3.10.4 SYN-RECEIVED with nothing to send: FIN now, -> FIN-WAIT-1 (Linux tcp_close_state)
+            self._send_fin(now, self.snd_nxt)
+            return
         if self.state in (S.ESTABLISHED, S.CLOSE_WAIT, S.SYN_RECEIVED):
             self._output(now)
 
@@ -449,7 +483,7 @@ class TcpEndpoint:
             assert syn.ts is not None
             self.ts_recent = syn.ts[0]
         self.sack_ok = profile.tcp_sack and syn.sack_permitted
-        self.cc = NewReno(self.eff_mss(), profile.tcp_initial_cwnd, iss=self.iss)
+        self.cc = NewReno(self.eff_mss(), profile.tcp_initial_cwnd, iss=self.iss, full_ack_to_ssthresh=True)
         if self.sack_ok:
             self.scoreboard = Scoreboard(self.eff_mss(), profile.tcp_reordering)
 
@@ -472,7 +506,11 @@ class TcpEndpoint:
     def _rcv_window(self) -> int:
         """The window to advertise: the free space rounded down to whole MSS
         (receiver SWS avoidance, MUST-39), never shrinking the right edge already
-        offered (SHLD-14)."""
+        offered (SHLD-14).  Once the peer's FIN is in, nothing more can arrive and the
+        right edge stays where it was (Linux: the FIN's skb holds receive memory, so
+        the ACK of a FIN offers 64239, not 64240)."""
+        if self.fin_received:
+            return max(self.rcv_adv - self.rcv_nxt, 0)
         space = self._window_space()
         mss = max(1, self.mss_advertised - (TS_OPTION_LEN if self.ts_ok else 0))
         if space > mss:
@@ -500,13 +538,20 @@ class TcpEndpoint:
         return field
 
     def _maybe_window_update(self, now: float) -> None:
-        """After the application reads: send a window update when the window grows by
-        at least min(MSS, buffer/2) (RFC 9293 §3.8.6.2.2, RFC 1122 §4.2.3.3)."""
+        """After the application reads: send a window update, as Linux does
+        (tcp_cleanup_rbuf), when the window still offered is at most half the largest
+        window the buffer allows and the window now available is at least twice it.
+        RFC 9293 §3.8.6.2.2 fixes which window to offer (receiver SWS avoidance, done
+        in :meth:`_rcv_window`) but leaves to the receiver when to send an update."""
         if not self.state.synchronized or self.fin_received:
             return
-        offered = self.rcv_adv - self.rcv_nxt
-        mss = max(1, self.mss_advertised)
-        if self._window_space() - offered >= min(mss, self.rcvbuf // 2):
+        offered = max(self.rcv_adv - self.rcv_nxt, 0)
+        shift = self.layer.stack.profile.tcp_adv_win_scale
+        clamp = self.rcvbuf - (self.rcvbuf >> shift) if shift > 0 else self.rcvbuf
+        if 2 * offered > min(clamp, 65535 << self.rcv_wscale):
+            return
+        window = self._rcv_window()
+        if window > 0 and window >= 2 * offered:
             self._send_ack(now)
 
     # ======================================================================================
@@ -520,6 +565,7 @@ class TcpEndpoint:
         *,
         ack_no: int | None = None,
         options: list[TcpOption] | None = None,
+        ts_on_rst: bool = False,
     ) -> None:
         """Build one segment and hand it to IP.  Every segment but a bare RST carries
         the ACK of RCV.NXT (RFC 9293 §3.10.7.4 "once in the ESTABLISHED state all
@@ -530,7 +576,7 @@ class TcpEndpoint:
         raw_options = b""
         if options is None:
             # Linux's layout for every non-SYN segment: NOP NOP TS, then NOP NOP SACK.
-            if self.ts_ok and not flags & RST:
+            if self.ts_ok and (not flags & RST or ts_on_rst):
                 raw_options = _NOP_NOP_TS + _PAIR.pack(self._tsval(), self.ts_recent)
             if self.sack_ok and flags & ACK and not flags & RST:
                 blocks = self._sack_blocks_to_send()
@@ -566,6 +612,7 @@ class TcpEndpoint:
             self._rtx_timer.arm(now + self._syn_rto())
 
     _syn_in: Incoming | None = None
+    _last_data_sent = 0.0  # when new data last left (Linux lsndtime), for RFC 5681 §4.1
     _syn_window = 0
 
     def _syn_rto(self) -> float:
@@ -588,10 +635,31 @@ class TcpEndpoint:
         self._last_oow_ack = now
         self._send_ack(now)
 
+    def _send_challenge_ack(self, now: float) -> None:
+        """RFC 5961 §7 challenge ACK, as Linux's tcp_send_challenge_ack: the per-socket
+        throttle first, then (unless tcp_challenge_ack_limit is INT_MAX, the default)
+        a system-wide budget per second of ``limit`` ACKs (Linux draws it at random in
+        [limit/2, limit*3/2); refstack takes the mean)."""
+        profile = self.layer.stack.profile
+        limit = profile.tcp_challenge_ack_limit
+        if limit >= 0x7FFFFFFF or now - self._last_oow_ack < profile.tcp_invalid_ratelimit:
+            self._send_ack_ratelimited(now)
+            return
+        self._last_oow_ack = now
+        second = int(now)
+        if second != self.layer.challenge_second:
+            self.layer.challenge_second, self.layer.challenge_left = second, limit
+        if self.layer.challenge_left <= 0:
+            self.layer.stack.counters["tcp_challenge_ack_limited"] += 1
+            return
+        self.layer.challenge_left -= 1
+        self._send_ack(now)
+
     def _send_rst_for_abort(self, now: float) -> None:
-        """RFC 9293 §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST>; Linux sets ACK too."""
+        """RFC 9293 §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST>; Linux sets ACK too, and
+        (tcp_send_active_reset) a timestamp when negotiated (RFC 7323 §3.2 SHOULD)."""
         if self.state.synchronized or self.state == S.SYN_RECEIVED:
-            self._emit(RST | ACK, self.snd_nxt)
+            self._emit(RST | ACK, self.snd_nxt, ts_on_rst=True)
 
     def _sack_blocks_to_send(self) -> list[tuple[int, int]]:
         max_blocks = 3 if self.ts_ok else 4
@@ -609,7 +677,7 @@ class TcpEndpoint:
     def _flight_size(self) -> int:
         return self.snd_max - self.snd_una
 
-    def _output(self, now: float) -> None:
+    def _output(self, now: float, *, sws_override: bool = False) -> None:
         """Send what the windows, Nagle (RFC 9293 §3.7.4) and sender SWS avoidance
         (§3.8.6.2.1) allow, then a FIN if the application closed (§3.10.4).
 
@@ -630,7 +698,18 @@ class TcpEndpoint:
                 rtx = None
             self._rtx_next = rtx
             point = rtx if rtx is not None else self.snd_nxt
-            usable = self.snd_una + min(self.snd_wnd, self.cc.cwnd) - point
+            cwnd = self.cc.cwnd
+            profile = self.layer.stack.profile
+            if rtx is None and 0 < self.dupacks < profile.tcp_reordering and not self.cc.in_recovery:
+                # RFC 5681 §3.2 step 1 (RFC 3042 limited transmit): the first and second
+                # duplicate ACKs each let one segment of new data go beyond cwnd.
+                cwnd += self.dupacks * mss
+            if rtx is None and self.snd_max == self.snd_una and profile.tcp_slow_start_after_idle:
+                # RFC 5681 §4.1: idle for more than an RTO since data was last sent,
+                # restart from min(IW, cwnd) (Linux tcp_cwnd_restart on its lsndtime).
+                self.cc.after_idle(now - self._last_data_sent, self.rto.rto)
+                cwnd = self.cc.cwnd
+            usable = self.snd_una + min(self.snd_wnd, cwnd) - point
             unsent = data_end - point
             # The FIN's sequence number is the end of the data; it is (re)sent while
             # the send point has not passed it.
@@ -649,7 +728,9 @@ class TcpEndpoint:
                 size = min(size, self.snd_nxt - point)  # the go-back resends only what was sent
             if rtx is None:
                 # Sender SWS avoidance: a partial window only when it is half the peer's max.
-                if size < mss and size < unsent and size < self.max_snd_wnd // 2:
+                # The persist timer is the override timeout of RFC 9293 §3.8.6.2.1: when
+                # it fires, what the window allows goes (Linux tcp_write_wakeup).
+                if not sws_override and size < mss and size < unsent and size < self.max_snd_wnd // 2:
                     if self.snd_max == self.snd_una:
                         self._arm_persist(now)
                     break
@@ -667,13 +748,17 @@ class TcpEndpoint:
             # segment that ends the queued data, and on one that takes the data pushed
             # past half the peer's largest window since the last push (forced_push).
             push = end == data_end or (rtx is None and end - self._pushed_seq > self.max_snd_wnd >> 1)
+            push = push or sws_override  # Linux tcp_write_wakeup sets PSH on what it splits off
+            push = push or end in self._psh_ends  # a retransmission keeps its PSH, as Linux's skb
             if push and rtx is None:
                 self._pushed_seq = end
+                self._psh_ends.add(end)
             flags = ACK | (PSH if push else 0) | (FIN if with_fin else 0)
             self._emit(flags, point, payload)
             if rtx is None:
                 if self._rtt_seq is None and not self.ts_ok:
                     self._rtt_seq, self._rtt_start = end, now
+                self._last_data_sent = now
                 self.snd_nxt = end
                 if size < mss:
                     self._snd_sml = end
@@ -713,7 +798,10 @@ class TcpEndpoint:
         (MUST-20) gives up after R2 (tcp_retries2 / tcp_syn_retries)."""
         profile = self.layer.stack.profile
         counters = self.layer.stack.counters
-        if self.state in (S.SYN_SENT, S.SYN_RECEIVED):
+        # A FIN sent from SYN-RECEIVED (close() after a simultaneous open) leaves the SYN
+        # unacknowledged in FIN-WAIT-1: the SYN,ACK is what goes again, as on Linux.
+        syn_unacked = self.state == S.FIN_WAIT_1 and self.snd_una == self.iss
+        if self.state in (S.SYN_SENT, S.SYN_RECEIVED) or syn_unacked:
             # Linux allows tcp_syn_retries + tcp_syn_linear_timeouts SYN retransmissions
             # (tcp_write_timeout), so the linear knob adds tries rather than replacing them.
             if self.state == S.SYN_SENT:
@@ -728,7 +816,7 @@ class TcpEndpoint:
             self.total_retrans += 1
             counters["tcp_syn_retransmit"] += 1
             self._emit(
-                SYN | (ACK if self.state == S.SYN_RECEIVED else 0),
+                SYN | (ACK if self.state != S.SYN_SENT else 0),
                 self.iss,
                 options=self._syn_options(reply_to=self._syn_in),
             )
@@ -767,7 +855,8 @@ class TcpEndpoint:
             payload = bytes(self.snd_buf[start : start + size])
             end = self.snd_una + len(payload)
             fin = self.fin_queued and end == data_end
-            self._emit(ACK | (PSH if end == data_end else 0) | (FIN if fin else 0), self.snd_una, payload)
+            push = end == data_end or end in self._psh_ends
+            self._emit(ACK | (PSH if push else 0) | (FIN if fin else 0), self.snd_una, payload)
             if fin:
                 self._fin_sent(end)
                 return end + 1
@@ -799,7 +888,7 @@ class TcpEndpoint:
         probes with a bare ACK at SND.UNA-1, which the peer must answer (§3.10.7.4 s1)."""
         if self.snd_wnd > 0 or not self.state.synchronized:
             self._persist_backoff = 0
-            self._output(now)
+            self._output(now, sws_override=True)
             return
         if self._buf_seq + len(self.snd_buf) <= self.snd_una and not self.fin_queued:
             return
@@ -876,8 +965,8 @@ class TcpEndpoint:
             parent = self.parent
             if self in parent.syn_queue:
                 parent.syn_queue.remove(self)
-            if self in parent.accept_queue:
-                parent.accept_queue.remove(self)
+            # An accept-queue child stays queued: Linux's accept() still returns a
+            # connection reset before it was accepted, and reads then report the reset.
         self._wake()
 
     # ======================================================================================
@@ -933,6 +1022,8 @@ class TcpEndpoint:
         self.irs = syn.seq
         self.rcv_nxt = self.rcv_adv = syn.seq + 1
         self.iss = self.layer.isn.isn(self.local[0], self.local[1], self.remote[0], self.remote[1], now)
+        if self.layer.reopen_isn is not None:  # the SYN reopened a TIME-WAIT connection
+            self.iss, self.layer.reopen_isn = self.layer.reopen_isn, None
         self.ts_offset = self.layer.isn.ts_offset(self.local[0], self.remote[0])
         self._init_send_space(now)
         self.state = S.SYN_RECEIVED
@@ -974,11 +1065,17 @@ class TcpEndpoint:
                 self.rto.on_rtt_sample(now - self._last_send)
             elif self.ts_ok and seg.ts is not None and seg.ts[1]:
                 self._ts_rtt_sample(seg.ts[1], now)
+            # RFC 6298 §5.7: no sample after a SYN (or SYN-ACK) timeout -> RTO 3 s.
+            self.rto.on_handshake_complete(syn_was_retransmitted=self.retransmits > 0)
             self.retransmits = 0
             self._update_window(seg, force=True)
             self._establish(now)
             self._send_ack(now)
             self._output(now)
+            if seg.fin and not seg.payload:
+                # "continue processing at the sixth step": the FIN is processed (eighth
+                # step); Linux discards it with the SYN-ACK's payload (D10).
+                self._fin_arrives(now)
             return
         # Simultaneous open (MUST-10): -> SYN-RECEIVED, send <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
         self.state = S.SYN_RECEIVED
@@ -994,6 +1091,7 @@ class TcpEndpoint:
             self.connecting = False
             self._connect_errno = 0
         self.layer.stack.counters["tcp_established"] += 1
+        self._last_data_sent = now  # Linux tcp_init_transfer: no restart on the first data
         self.arm_keepalive(now)
         self._wake()
 
@@ -1018,7 +1116,14 @@ class TcpEndpoint:
         counters = self.layer.stack.counters
         # SYN-RECEIVED reached passively: a retransmitted SYN gets the SYN-ACK again
         # (Linux, divergence D8; RFC 9293 ambiguity A4).
-        if self.state == S.SYN_RECEIVED and seg.syn and not seg.has_ack and seg.seq == self.irs:
+        # Reached actively (simultaneous open), it fails the first check and gets an ACK.
+        if (
+            self.state == S.SYN_RECEIVED
+            and self.passive
+            and seg.syn
+            and not seg.has_ack
+            and seg.seq == self.irs
+        ):
             counters["tcp_syn_retransmit_received"] += 1
             self._emit(SYN | ACK, self.iss, options=self._syn_options(reply_to=seg))
             return
@@ -1027,6 +1132,19 @@ class TcpEndpoint:
         if self.state == S.TIME_WAIT and seg.fin and not seg.rst and seg.end == self.rcv_nxt:
             self._send_ack(now)
             self._timewait_timer.arm(now + self.layer.stack.profile.tcp_timewait_len)
+            return
+        # TIME-WAIT: a new SYN above RCV.NXT, or with a newer timestamp (RFC 6191), may
+        # reopen the connection (MAY-2, SHLD-4) when a listener takes it, as Linux does.
+        if (
+            self.state == S.TIME_WAIT
+            and seg.syn
+            and not (seg.has_ack or seg.rst)
+            and (
+                seg.seq > self.rcv_nxt
+                or (self.ts_ok and seg.ts is not None and 0 < ((seg.ts[0] - self.ts_recent) & MASK) < 1 << 31)
+            )
+            and self.layer.reopen_from_time_wait(self, seg, now)
+        ):
             return
         # RFC 7323 §5.3 PAWS: a timestamp older than TS.Recent makes the segment
         # unacceptable (an RST is exempt, R1 of §5.3).
@@ -1062,19 +1180,19 @@ class TcpEndpoint:
         if seg.rst:
             if seg.seq != self.rcv_nxt:
                 counters["tcp_challenge_ack_rst"] += 1
-                self._send_ack_ratelimited(now)
+                self._send_challenge_ack(now)
                 return
             self._reset_received(now)
             return
         # fourth: the SYN bit (RFC 5961 §4: any SYN draws a challenge ACK).
         if seg.syn:
             if self.state == S.SYN_RECEIVED and self.passive:
-                # Linux answers an in-window SYN with RST and drops the request (D8).
-                self.layer.send_reset_for(seg, self, now)
+                # "return this connection to the LISTEN state": the request is dropped and
+                # nothing is sent (Linux sends an RST as well, divergence D8, ambiguity A5).
                 self._delete()
                 return
             counters["tcp_challenge_ack_syn"] += 1
-            self._send_ack_ratelimited(now)
+            self._send_challenge_ack(now)
             return
         # fifth: the ACK field.
         if not seg.has_ack:
@@ -1084,16 +1202,29 @@ class TcpEndpoint:
         # sixth: URG is not implemented beyond the pointer (urgent data is inline).
         # seventh: segment text.
         if seg.payload:
+            new_data = seg.seq + len(seg.payload) > self.rcv_nxt
+            shut_rd = self.closed_by_app or self.rcv_closed
+            if shut_rd and self.state in (S.FIN_WAIT_1, S.FIN_WAIT_2) and new_data:
+                # After close() (or shutdown(SHUT_RDWR)) new data cannot be delivered:
+                # RST <SEQ=SEG.ACK> and abort (RFC 1122 §4.2.2.13, SHLD-3; Linux's
+                # tcp_rcv_state_process checks RCV_SHUTDOWN).
+                counters["tcp_abort_on_data"] += 1
+                self.layer.send_reset_for(seg, self, now)
+                self._abort(errno.ECONNRESET)
+                return
             if self.state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2):
                 self._receive_data(seg, now)
             else:
                 counters["tcp_rx_data_after_fin"] += 1
-        # eighth: the FIN bit.
-        if seg.fin:
+        # eighth: the FIN bit.  A second FIN once one is in is ignored: the state
+        # does not change and nothing is sent (matrix A10; Linux).
+        if seg.fin and not self.fin_received:
             if seg.end - 1 == self.rcv_nxt or (not seg.payload and seg.seq == self.rcv_nxt):
                 self._fin_arrives(now)
             elif seg.seq + len(seg.payload) > self.rcv_nxt:
                 self._ooo_fin = seg.seq + len(seg.payload)
+                if not seg.payload:  # an out-of-order FIN draws a duplicate ACK, as data does
+                    self._send_ack(now)
         elif self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
             self._fin_arrives(now)
 
@@ -1109,6 +1240,9 @@ class TcpEndpoint:
             return
         if self.state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT):
             self._abort(errno.ECONNRESET)
+            return
+        if self.state == S.TIME_WAIT and self.layer.stack.profile.tcp_rfc1337:
+            counters["tcp_timewait_rst_ignored"] += 1  # RFC 1337 §3: no assassination
             return
         if self.state in (S.CLOSING, S.LAST_ACK, S.TIME_WAIT):
             self._delete()
@@ -1127,6 +1261,8 @@ class TcpEndpoint:
                 self.rto.on_rtt_sample(now - self._last_send)
             elif self.ts_ok and seg.ts is not None and seg.ts[1]:
                 self._ts_rtt_sample(seg.ts[1], now)
+            # RFC 6298 §5.7: no sample after a SYN (or SYN-ACK) timeout -> RTO 3 s.
+            self.rto.on_handshake_complete(syn_was_retransmitted=self.retransmits > 0)
             self.retransmits = 0
             self._update_window(seg, force=True)
             parent = self.parent
@@ -1154,7 +1290,7 @@ class TcpEndpoint:
             return False
         if seg.ack < floor:
             counters["tcp_ack_too_old"] += 1
-            self._send_ack_ratelimited(now)
+            self._send_challenge_ack(now)
             return False
         newly_sacked = 0
         if self.scoreboard is not None:
@@ -1208,6 +1344,7 @@ class TcpEndpoint:
         if data_acked_end > self._buf_seq:
             del self.snd_buf[: data_acked_end - self._buf_seq]
             self._buf_seq = data_acked_end
+            self._psh_ends = {e for e in self._psh_ends if e > data_acked_end}
         self.snd_una = seg.ack
         self.snd_nxt = max(self.snd_nxt, self.snd_una)
         # RTT (RFC 6298 §3 Karn / RFC 7323 §4.1)
@@ -1216,8 +1353,9 @@ class TcpEndpoint:
         elif self._rtt_seq is not None and seg.ack >= self._rtt_seq:
             self.rto.on_rtt_sample(now - self._rtt_start)
             self._rtt_seq = None
+        # Karn (RFC 6298 §3, §5 note after 5.7): the backed-off RTO is kept until a
+        # sample collapses it (on_rtt_sample resets the backoff), as Linux does.
         self.retransmits = 0
-        self.rto.reset_backoff()
         # Congestion control
         cc = self.cc
         if cc.in_recovery:
@@ -1318,7 +1456,8 @@ class TcpEndpoint:
                     return
                 payload = bytes(self.snd_buf[start - self._buf_seq : end - self._buf_seq])
                 fin = self.fin_queued and end == data_end and self.fin_seq is not None
-                self._emit(ACK | (PSH if end == data_end else 0) | (FIN if fin else 0), start, payload)
+                push = end == data_end or end in self._psh_ends
+                self._emit(ACK | (PSH if push else 0) | (FIN if fin else 0), start, payload)
             if rule == 2:
                 self.snd_nxt = max(self.snd_nxt, end)  # (C.3) new data raises HighData
                 self.snd_max = max(self.snd_max, self.snd_nxt)
@@ -1365,6 +1504,16 @@ class TcpEndpoint:
             counters["tcp_rx_bytes"] += len(data)
             self._sack_latest = None
             self._wake()
+            if self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
+                # The gap before a held FIN is filled: take the FIN now and acknowledge
+                # both at once (Linux: tcp_ofo_queue, then ICSK_ACK_NOW).
+                was_established = self.state == S.ESTABLISHED
+                self._fin_arrives(now)
+                if was_established:
+                    self._send_ack(now)
+                return
+            if seg.fin and seg.seq + len(seg.payload) == self.rcv_nxt:
+                return  # the FIN right after this text (eighth step) is ACKed with it (MUST-58; Linux)
             self._unacked_segments += 1 if full else 0
             if (
                 filled_hole
@@ -1379,8 +1528,13 @@ class TcpEndpoint:
             elif not self._delack_timer.armed:
                 self._delack_timer.arm(now + self.layer.stack.profile.tcp_delack_min)
         else:
+            refused = self.ooo.refused
             stored = self.ooo.insert(seq, data)
             counters["tcp_rx_out_of_order"] += 1
+            dsack_on = self.sack_ok and self.layer.stack.profile.tcp_dsack
+            if stored is None and self.ooo.refused == refused and dsack_on:
+                # All of it was queued already: RFC 2883 §4.2 (Linux tcp_data_queue_ofo).
+                self._dsack = (seq, seq + len(data))
             if stored is not None:
                 self._sack_latest = next((r for r in self.ooo.ranges() if r[0] <= stored[0] < r[1]), stored)
             self._send_ack(now)  # RFC 5681 §4.2: an immediate duplicate ACK

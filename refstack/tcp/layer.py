@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from typing import TYPE_CHECKING
@@ -44,9 +45,19 @@ class TcpLayer:
         self.connections: dict[FourTuple, TcpEndpoint] = {}
         self.listeners: dict[tuple[Ipv4Addr, int], TcpEndpoint] = {}
         self._bound: dict[int, list[TcpEndpoint]] = {}
+        self.reopen_isn: int | None = None  # the ISS for a SYN that reopens TIME-WAIT
+        # RFC 5961 §7 system-wide challenge-ACK budget (Linux tcp_challenge_ack_limit):
+        # the second it was drawn for and what is left of it.
+        self.challenge_second = -1
+        self.challenge_left = 0
 
     def endpoint(self) -> TcpEndpoint:
-        return TcpEndpoint(self)
+        """A new socket's core; the Onload model gives it an endpoint or hands it over
+        (EF_NO_FAIL=0 and no endpoint left: ENOMEM)."""
+        record = self.stack.onload.new_socket(6)
+        ep = TcpEndpoint(self)
+        ep.onload = record
+        return ep
 
     # --- ports ----------------------------------------------------------------------
     def bind(self, ep: TcpEndpoint, addr: Ipv4Addr, port: int) -> None:
@@ -111,14 +122,21 @@ class TcpLayer:
         key = (ep.local[0], ep.local[1], addr, port)
         if key in self.connections:
             raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
+        if ep.onload is not None:  # a full-match filter (EBUSY when full and EF_NO_FAIL=0)
+            self.stack.onload.connected(ep.onload.owner, 6, (ep.local[0], ep.local[1]), (addr, port))
         ep.remote = (addr, port)
         self.connections[key] = ep
 
     def listen(self, ep: TcpEndpoint) -> None:
         assert ep.local is not None
+        if ep.onload is not None:  # wild filters (EBUSY when full and EF_NO_FAIL=0)
+            self.stack.onload.bound(ep.onload.owner, 6, ep.local[0], ep.local[1], listen=True)
         self.listeners[ep.local] = ep
 
     def forget(self, ep: TcpEndpoint, *, listener: bool) -> None:
+        if ep.onload is not None:  # the TCB is gone: its endpoint and filters are free
+            self.stack.onload.close(ep.onload.owner)
+            ep.onload = None
         if ep.local is not None:
             if listener and self.listeners.get(ep.local) is ep:
                 del self.listeners[ep.local]
@@ -135,12 +153,30 @@ class TcpLayer:
     def spawn_child(self, listener: TcpEndpoint, syn: Incoming, now: float) -> None:
         """A SYN reached a listener (§3.10.7.2 third): a new connection in SYN-RECEIVED."""
         child = TcpEndpoint(self, parent=listener)
+        if listener.onload is not None:
+            child.onload = self.stack.onload.accepted(listener.onload.owner)
         child.local = syn.destination
         child.remote = syn.source
         self.connections[(child.local[0], child.local[1], child.remote[0], child.remote[1])] = child
         self._bound.setdefault(child.local[1], []).append(child)
         listener.syn_queue.append(child)
         child.start_passive(listener, syn, now)
+
+    def reopen_from_time_wait(self, tw: TcpEndpoint, syn: Incoming, now: float) -> bool:
+        """RFC 9293 §3.6.1 MAY-2: a listener on the address takes a new SYN that reached
+        a TIME-WAIT connection; the old TCB goes and the new one's ISS is above anything
+        the old one used (Linux tcp_timewait_state_process: old SND.NXT + 65537).
+        False (nothing done) when no listener owns the address."""
+        listener = self.listeners.get(syn.destination) or self.listeners.get((ANY, syn.destination[1]))
+        if listener is None:
+            return False
+        self.stack.counters["tcp_timewait_reopened"] += 1
+        isn = (tw.snd_nxt + 65537) & MASK
+        tw._delete()
+        self.reopen_isn = isn or 1
+        listener.segment_arrives(dataclasses.replace(syn, seq=syn.seq & MASK, ack=syn.ack & MASK), now)
+        self.reopen_isn = None
+        return True
 
     # --- input -----------------------------------------------------------------------
     def input(self, ip: Ipv4Packet, iface: Interface, now: float, *, link_broadcast: bool) -> None:
