@@ -39,8 +39,11 @@ class Flow:
     ip_ids: dict[int, int] = field(default_factory=dict)  # script IP ID -> live ID (outbound)
 
     def live_ack(self, script_ack: int) -> int:
+        """The live number for a script ack: relative to the stack's ISN once a SYN from
+        it was seen, absolute before (as packetdrill, whose unknown ISN counts as 0):
+        segments to a closed port or a listener carry whatever ACK the script says."""
         if self.local_isn is None:
-            raise ScriptRuntimeError("an ack refers to the stack's ISN before any SYN from it was seen")
+            return script_ack & MASK
         return (script_ack + self.local_isn) & MASK
 
 
@@ -354,7 +357,10 @@ def match_tcp(
             diffs.append(FieldDiff("tcp.seq", str(body.seq_start), str(first.seq)))
     else:
         expect = (body.seq_start + flow.local_isn) & MASK
-        if first.seq != expect:
+        # RFC 9293 §3.10.7.1 <SEQ=0><ACK=..><RST,ACK> (R0) carries an absolute 0,
+        # whatever the ISN: a reset scripted at seq 0 also matches a live 0.
+        absolute_zero = body.flag_bits & 0x04 and body.seq_start == 0 and first.seq == 0
+        if first.seq != expect and not absolute_zero:
             diffs.append(FieldDiff("tcp.seq", str(body.seq_start), str((first.seq - flow.local_isn) & MASK)))
     if body.ack is not None and body.flag_bits & 0x10:
         expect_ack = (body.ack + flow.remote_isn) & MASK

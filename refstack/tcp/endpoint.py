@@ -990,9 +990,11 @@ class TcpEndpoint:
         if seg.has_ack:  # L2: <SEQ=SEG.ACK><CTL=RST>
             self.layer.send_reset_for(seg, self, now)
             return
-        if not seg.syn or seg.fin:  # L4 (Linux also drops SYN+FIN, divergence D10)
+        if not seg.syn:  # L4: anything else is dropped
             counters["tcp_listen_drop"] += 1
             return
+        # A FIN on the SYN is "queued for processing later" (L3): it is not acked, so
+        # the peer sends it again once synchronized.  Linux drops SYN+FIN (D10).
         # L3: a SYN.  Linux drops it when the accept queue is full (no syncookies here);
         # full means more than the backlog (sk_acceptq_is_full), so listen(1) queues 2.
         if self.accept_queue_full or len(self.syn_queue) >= self.layer.stack.profile.tcp_max_syn_backlog:
@@ -1403,7 +1405,9 @@ class TcpEndpoint:
         self.dupacks += 1
         if self.dupacks == threshold and not cc.in_recovery and cc.may_enter_fast_recovery(seg.ack):
             self.layer.stack.counters["tcp_fast_retransmit"] += 1
-            cc.enter_fast_recovery(self._flight_size(), self.snd_max)
+            # RFC 5681 §3.2 step 2: what limited transmit sent beyond cwnd is not
+            # counted in the FlightSize that sets ssthresh (only it exceeds cwnd).
+            cc.enter_fast_recovery(min(self._flight_size(), cc.cwnd), self.snd_max)
             self._rtt_seq = None
             self._retransmit_one(now)
             self._rtx_timer.arm(now + self.rto.rto)

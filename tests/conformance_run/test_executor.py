@@ -51,6 +51,8 @@ EXPECTED = {
     "pass_udp_fragmented_send.pkt": (Verdict.PASS, Verdict.PASS),
     "fail_fragment_wrong_offset.pkt": (Verdict.FAIL, Verdict.FAIL),
     "skip_requires_linux.pkt": (Verdict.SKIP, Verdict.PASS),
+    "pass_r0_absolute_seq_linux_only.pkt": (Verdict.FAIL, Verdict.PASS),
+    "pass_ack_to_listener_before_isn.pkt": (Verdict.PASS, Verdict.PASS),
 }
 
 

@@ -122,12 +122,14 @@ def test_ack_to_listener_draws_reset() -> None:
     peer.expect("R", seq=777)
 
 
-def test_syn_fin_at_listener_dropped() -> None:
-    """Linux drops SYN+FIN at a listener (matrix D10)."""
+def test_syn_fin_at_listener_is_a_syn() -> None:
+    """RFC 9293 §3.10.7.2 L3: SYN+FIN at a listener draws a SYN,ACK acking the SYN
+    only; the FIN waits (Linux drops the segment: matrix D10)."""
     peer = Peer()
     peer.listener()
     peer.inject("SF", 0)
-    peer.expect_nothing(until=2)
+    synack = peer.expect("S.")
+    assert synack.ack == 1
 
 
 def test_full_accept_queue_drops_syns() -> None:
