@@ -1026,7 +1026,25 @@ def target(request: pytest.FixtureRequest) -> Target:
         pytest.skip(f"{name} unavailable: {why}")
     if name in spec.xfail:
         request.applymarker(pytest.mark.xfail(reason=f"{name}: {spec.xfail[name]}", strict=True))
+    else:
+        listed = _listed_divergence(request.node, name)
+        if listed is not None:
+            request.applymarker(pytest.mark.xfail(reason=listed, strict=True))
     return tgt
+
+
+def _listed_divergence(node: pytest.Item, target: str) -> str | None:
+    """The reason the nearest ``expectations/<target>.toml`` gives for this case (its
+    node id without the target, relative to the corpus root), as for ``.pkt`` cases.
+    A strict xfail: a listed case that passes is reported, as an xpass would be."""
+    from .expectations import Expectations  # noqa: PLC0415 -- only cases in a corpus need it
+
+    for directory in Path(node.path).resolve().parents:
+        if (directory / "expectations").is_dir():
+            expectations = Expectations.load(directory / "expectations", target)
+            entry = expectations.match(case_name(node), Verdict.FAIL)
+            return None if entry is None else entry.reason
+    return None
 
 
 @pytest.fixture
