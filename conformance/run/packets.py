@@ -33,7 +33,13 @@ class Flow:
     local_port: int | None = None
     remote_port: int = 40000
     local_isn: int | None = None
-    remote_isn: int = 0
+    # packetdrill keeps the remote end's numbers as the script writes them (its live
+    # ISN is the script's), so inbound seq and outbound ack are absolute.  A SYN from
+    # the script starts a new connection (the next bench port) only when the flow has
+    # none yet or its connection was reset; otherwise it belongs to the connection
+    # (a SYN retransmission, a simultaneous open, a SYN in a synchronized state).
+    syn_seen: bool = False
+    reset_seen: bool = False
     remote_next: int = 0  # live sequence number after the last inbound octet
     ts_map: dict[int, int] = field(default_factory=dict)
     ip_ids: dict[int, int] = field(default_factory=dict)  # script IP ID -> live ID (outbound)
@@ -136,13 +142,16 @@ def _build_tcp(event: sx.PacketEvent, body: sx.TcpBody, flow: Flow, opts: RunOpt
         raise ScriptRuntimeError("an inbound packet needs its window (win N)")
     if isinstance(body.options, sx.AnyOptions):
         raise ScriptRuntimeError("<...> is only allowed on outbound packets")
-    if flags & 0x02:  # SYN: the script's seq is the live ISN of the remote end
-        seq = body.seq_start & MASK
-        if not flags & 0x10:
-            flow.remote_isn = body.seq_start
-            flow.remote_port = event.ports.src if event.ports else flow.remote_port + 1
-    else:
-        seq = (body.seq_start + flow.remote_isn) & MASK
+    seq = body.seq_start & MASK
+    if flags & 0x02 and not flags & 0x10:  # a SYN without ACK
+        if event.ports is not None:
+            flow.remote_port = event.ports.src
+            flow.syn_seen, flow.reset_seen = True, False
+        elif not flow.syn_seen or flow.reset_seen:
+            flow.remote_port += 1  # a new connection from the next bench port
+            flow.syn_seen, flow.reset_seen = True, False
+    if flags & 0x04 and event.ports is None:
+        flow.reset_seen = True
     ack = flow.live_ack(body.ack) if body.ack is not None else 0
     sport, dport = (
         (event.ports.src, event.ports.dst)
@@ -312,7 +321,7 @@ def _option_diffs(
             diffs.append(FieldDiff("tcp.options.wscale", str(spec.shift), str(value)))
         elif isinstance(spec, sx.SackOption):
             live = tuple(value) if isinstance(value, tuple) else ()
-            script = tuple((e - flow.remote_isn) & MASK for e in live)
+            script = tuple(e & MASK for e in live)
             want_edges = tuple(x for b in spec.blocks for x in (b.left, b.right))
             if script != want_edges:
                 diffs.append(FieldDiff("tcp.options.sack", str(want_edges), str(script)))
@@ -344,10 +353,13 @@ def match_tcp(
         flags |= int(t.flags) & 0x09  # PSH and FIN may sit on the last piece
     if flags & 0x1FF != body.flag_bits:
         diffs.append(FieldDiff("tcp.flags", body.flags or "-", str(first.flags) or "-"))
+    if body.flag_bits & 0x04:
+        flow.reset_seen = True
     if body.flag_bits & 0x02:
         flow.local_isn = (first.seq - body.seq_start) & MASK
         flow.local_port = first.sport
         flow.remote_port = first.dport
+        flow.syn_seen = True
     elif flow.local_isn is None:
         # A reset for a connection that never existed (§3.10.7.1: <SEQ=0> or
         # <SEQ=SEG.ACK>) comes before any SYN from the stack: its numbers are absolute.
@@ -362,10 +374,8 @@ def match_tcp(
         absolute_zero = body.flag_bits & 0x04 and body.seq_start == 0 and first.seq == 0
         if first.seq != expect and not absolute_zero:
             diffs.append(FieldDiff("tcp.seq", str(body.seq_start), str((first.seq - flow.local_isn) & MASK)))
-    if body.ack is not None and body.flag_bits & 0x10:
-        expect_ack = (body.ack + flow.remote_isn) & MASK
-        if first.ack != expect_ack:
-            diffs.append(FieldDiff("tcp.ack", str(body.ack), str((first.ack - flow.remote_isn) & MASK)))
+    if body.ack is not None and body.flag_bits & 0x10 and first.ack != body.ack & MASK:
+        diffs.append(FieldDiff("tcp.ack", str(body.ack), str(first.ack)))
     if body.win is not None and first.window != body.win:
         diffs.append(FieldDiff("tcp.win", str(body.win), str(first.window)))
     if body.urg is not None and first.urgptr != body.urg:

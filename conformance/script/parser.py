@@ -891,11 +891,11 @@ class _Parser:
             raise self.expected("the payload length in START:END(LEN)")
         length, _ = self.integer("payload length", U16)
         self.expect_punct(")", "')' after the payload length in START:END(LEN)")
-        if end != start + length:
+        if end != (start + length) & 0xFFFFFFFF:  # sequence space wraps (RFC 9293 §3.4)
             self.report(
                 end_token,
                 f"inconsistent sequence range {start}:{end}({length}): "
-                f"END must be START + LEN = {start + length}",
+                f"END must be START + LEN = {(start + length) & 0xFFFFFFFF}",
             )
         return start, end, length
 

@@ -53,6 +53,8 @@ EXPECTED = {
     "skip_requires_linux.pkt": (Verdict.SKIP, Verdict.PASS),
     "pass_r0_absolute_seq_linux_only.pkt": (Verdict.FAIL, Verdict.PASS),
     "pass_ack_to_listener_before_isn.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_syn_retransmission_same_flow.pkt": (Verdict.PASS, Verdict.PASS),
+    "pass_syn_in_established_same_flow.pkt": (Verdict.PASS, Verdict.PASS),
 }
 
 
