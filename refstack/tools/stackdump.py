@@ -235,13 +235,30 @@ def render_stats(stack: Stack, *, stack_id: int = 0) -> str:
     """``stats``: the banner then ``name: value`` for every counter."""
     lines = [f"{'-' * 20} ci_netif_stats: {stack_id} {'-' * 21}"]
     lines += [f"{name}: {value}" for name, value in sorted(stack.counters.items())]
+    lines += [f"{name}: {value}" for name, value in sorted(stack.onload.counters.items())]
     return "\n".join(lines)
 
 
 DERIVED = (
-    "# DERIVED: the hardware filters Onload would install for these sockets, computed from\n"
-    "# socket state (refstack models no hardware filter table yet; FILTERS_AND_HANDOVER.md)"
+    "# The filters Onload would install for these sockets, derived from socket state\n"
+    "# (FILTERS_AND_HANDOVER.md); the table refstack.nic installed follows, as a cross-check"
 )
+
+
+def render_installed(stack: Stack) -> list[str]:
+    """The filter table the Onload model installed, endpoints, and handed-over sockets."""
+    model = stack.onload
+    table = model.filters
+    lines = [
+        f"installed: n_filters={len(table)} max={table.capacity} high_water={table.high_water}"
+        f" endpoints={model.endpoints_used}/{model.max_endpoints}"
+    ]
+    lines += [f"  HW {f} owners={','.join(str(o) for o in sorted(owners))}" for f, owners in table]
+    for record in sorted(model.sockets.values(), key=lambda r: r.owner):
+        if not record.accelerated:
+            proto = "TCP" if record.protocol == 6 else "UDP"
+            lines.append(f"  handed over: {proto} owner {record.owner}: {record.reason}")
+    return lines
 
 
 def render_filters(stack: Stack, *, stack_id: int = 0) -> str:
@@ -280,6 +297,7 @@ def render_filters(stack: Stack, *, stack_id: int = 0) -> str:
         lines.append(f"oof_local_port_dump: {proto}:{port} n_refs={len(sockets)}")
         lines += sockets
         lines += ports.get(key, [])
+    lines += render_installed(stack)
     return "\n".join(lines)
 
 

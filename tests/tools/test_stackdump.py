@@ -83,7 +83,9 @@ def test_stats_banner_then_every_counter_sorted(scene: Scene) -> None:
     stack = scene.net.b.stack
     lines = sd.render_stats(stack, stack_id=2).splitlines()
     assert lines[0] == "-------------------- ci_netif_stats: 2 ---------------------"
-    assert lines[1:] == [f"{k}: {v}" for k, v in sorted(stack.counters.items())]
+    expected = [f"{k}: {v}" for k, v in sorted(stack.counters.items())]
+    expected += [f"{k}: {v}" for k, v in sorted(stack.onload.counters.items())]
+    assert lines[1:] == expected
     assert "tcp_established: 1" in lines
 
 
@@ -96,8 +98,8 @@ def test_opts_are_the_config_description(scene: Scene) -> None:
 def test_filters_say_they_are_derived(scene: Scene) -> None:
     text = sd.render_filters(scene.net.b.stack)
     lines = text.splitlines()
-    assert lines[0].startswith("# DERIVED: the hardware filters Onload would install")
-    assert "no hardware filter table yet" in lines[1]
+    assert lines[0].startswith("# The filters Onload would install for these sockets")
+    assert "installed follows, as a cross-check" in lines[1]
     assert lines[2] == (
         "oof_manager_dump: hwports up=1 down=0 unavailable=0 local_addr_n=1"
         " n_filters=5 max=4096 (EF_MAX_FILTERS)"
@@ -122,7 +124,7 @@ def test_lots_has_every_section_in_onload_order(scene: Scene) -> None:
         "TCP b:",
         "---- netstat ----",
         "ci_netif_stats: 1",
-        "# DERIVED",
+        "# The filters Onload would install",
         "oof_manager_dump",
         "---- config opts ----",
         "---- stack time ----",
@@ -170,3 +172,14 @@ def test_timers_list_the_stack_clock_and_armed_timers(scene: Scene) -> None:
     text = sd.render_timers(scene.net.a.stack)
     assert text.splitlines()[1].startswith("time: now=0.759000 next_deadline=")
     assert re.search(r"\n  tcp-rtx +at \d+\.\d{6} \(in \d+ms\)", text)
+
+
+def test_installed_table_agrees_with_the_derived_filters(scene: Scene) -> None:
+    """The filter table refstack.nic installed holds the filters derived from the
+    sockets (the derived view counts one per socket and address, as Onload does)."""
+    stack = scene.net.b.stack
+    text = sd.render_filters(stack)
+    installed = next(line for line in text.splitlines() if line.startswith("installed: "))
+    assert f"n_filters={len(stack.onload.filters)}" in installed
+    derived = [line for line in text.splitlines() if line.startswith(("  FILTER", "  mcast filter"))]
+    assert len(derived) == len(stack.onload.filters)
