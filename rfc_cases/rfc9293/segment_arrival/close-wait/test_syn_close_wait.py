@@ -5,9 +5,9 @@ A SYN at any sequence number in a synchronized state draws a challenge ACK
 an in-window SYN reset the connection). Below and beyond the window the
 sequence check (s1) answers with the same ACK first.
 
-These rows are Python cases, not .pkt scripts: in a script, an inbound SYN
-without ACK re-bases the flow (new remote ISN and remote port), so a SYN in
-the middle of a connection cannot be written in the connection's terms.
+These rows are Python cases: they were written when the .pkt executor sent every
+script SYN on a new flow; it now follows packetdrill (a SYN joins the live
+connection), so they could be scripts too.
 The peer's SYN offers MSS 1000 only (matrix §6); RCV.NXT is the octet after the
 peer's FIN and RCV.WND the window the DUT advertised last.
 """

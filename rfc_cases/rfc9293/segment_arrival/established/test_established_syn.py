@@ -1,7 +1,8 @@
 """ESTABLISHED: a SYN (no ACK bit) on the connection, at three sequence positions.
 
-A ``.pkt`` script cannot send these: its executor opens a new flow (a new bench port)
-for every inbound SYN without ACK, so these cases use the case API.  The bench offers
+These cases use the case API: they were written when the ``.pkt`` executor sent
+every script SYN on a new flow (it now follows packetdrill: a SYN joins the live
+connection).  The bench offers
 only MSS 1000 (no timestamps, SACK or window scaling), as the matrix preamble does.
 """
 

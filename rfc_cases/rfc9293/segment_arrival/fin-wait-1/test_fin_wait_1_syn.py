@@ -1,7 +1,8 @@
 """FIN-WAIT-1: a SYN (no ACK bit) on the connection, at three sequence positions.
 
-A ``.pkt`` script cannot send these: its executor opens a new flow (a new bench port)
-for every inbound SYN without ACK, so these cases use the case API.  FIN-WAIT-1 is
+These cases use the case API: they were written when the ``.pkt`` executor sent
+every script SYN on a new flow (it now follows packetdrill: a SYN joins the live
+connection).  FIN-WAIT-1 is
 reached with shutdown(SHUT_WR); tcp_rto_min_us = 1 s keeps our FIN's retransmission
 out of the observation window.
 """

@@ -1,8 +1,9 @@
 """FIN-WAIT-2: a SYN (no ACK bit) on the connection, at three sequence positions, and
 at RCV.NXT on an orphaned FIN-WAIT-2 (reached with close()).
 
-A ``.pkt`` script cannot send these: its executor opens a new flow (a new bench port)
-for every inbound SYN without ACK, so these cases use the case API.
+These cases use the case API: they were written when the ``.pkt`` executor sent
+every script SYN on a new flow (it now follows packetdrill: a SYN joins the live
+connection).
 """
 
 from __future__ import annotations
