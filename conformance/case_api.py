@@ -946,6 +946,7 @@ class CaseSpec:
     sysctls: tuple[tuple[str, str], ...] = ()
     skip: Mapping[str, str] = field(default_factory=dict)
     xfail: Mapping[str, str] = field(default_factory=dict)
+    ef_options: tuple[tuple[str, str], ...] = ()  # Onload options (targets that model Onload)
 
 
 _SPEC_ATTR = "__conformance_case__"
@@ -957,18 +958,31 @@ def case(
     sysctls: Mapping[str, str] | None = None,
     skip: Mapping[str, str] | None = None,
     xfail: Mapping[str, str] | None = None,
+    ef: Mapping[str, str] | None = None,
 ) -> Callable[[_F], _F]:
     """Declare a case's requirement and needs (optional; the fixtures run any test
     function once per target)::
 
         @case("RFC 5961 §4", sysctls={"net.ipv4.tcp_sack": "0"}, xfail={"refstack": "why"})
         def test_syn_in_established(dut, conn): ...
+
+    ``ef`` gives EF_* options (``{"EF_MAX_ENDPOINTS": "4"}``) to targets that model
+    Onload; the others run the case without them, as with a script's ``--ef=``.
     """
     for what, table in (("skip", skip), ("xfail", xfail)):
         unknown = set(table or {}) - set(TARGET_NAMES)
         if unknown:
             raise ValueError(f"case({what}=...): unknown target(s) {sorted(unknown)}")
-    spec = CaseSpec(rfc, tuple((sysctls or {}).items()), dict(skip or {}), dict(xfail or {}))
+    bad = [name for name in (ef or {}) if not name.startswith("EF_")]
+    if bad:
+        raise ValueError(f"case(ef=...): {bad} are not EF_* options")
+    spec = CaseSpec(
+        rfc,
+        tuple((sysctls or {}).items()),
+        dict(skip or {}),
+        dict(xfail or {}),
+        tuple((k, str(v)) for k, v in (ef or {}).items()),
+    )
 
     def mark(fn: _F) -> _F:
         setattr(fn, _SPEC_ATTR, spec)
@@ -1037,21 +1051,22 @@ def _listed_divergence(node: pytest.Item, target: str) -> str | None:
     """The reason the nearest ``expectations/<target>.toml`` gives for this case (its
     node id without the target, relative to the corpus root), as for ``.pkt`` cases.
     A strict xfail: a listed case that passes is reported, as an xpass would be."""
-    from .expectations import Expectations  # noqa: PLC0415 -- only cases in a corpus need it
+    from .expectations import nearest  # noqa: PLC0415 -- only cases in a corpus need it
 
-    for directory in Path(node.path).resolve().parents:
-        if (directory / "expectations").is_dir():
-            expectations = Expectations.load(directory / "expectations", target)
-            entry = expectations.match(case_name(node), Verdict.FAIL)
-            return None if entry is None else entry.reason
-    return None
+    expectations = nearest(node.path, target)
+    entry = None if expectations is None else expectations.match(case_name(node), Verdict.FAIL)
+    return None if entry is None else entry.reason
 
 
 @pytest.fixture
 def case_config(request: pytest.FixtureRequest) -> CaseConfig:
     """The case's configuration: named by :func:`case_name`, with the case's sysctls."""
     spec = spec_of(getattr(request, "function", None))
-    return CaseConfig(name=case_name(request.node), sysctls=spec.sysctls)
+    target_name = getattr(getattr(request.node, "callspec", None), "params", {}).get("target", "")
+    onload = "onload" in getattr(get_target(target_name), "features", frozenset()) if target_name else False
+    return CaseConfig(
+        name=case_name(request.node), sysctls=spec.sysctls, ef_options=spec.ef_options if onload else ()
+    )
 
 
 def case_name(node: pytest.Item) -> str:

@@ -34,6 +34,7 @@ from typing import TextIO
 from conformance.coverage import render_text
 from conformance.coverage import report as coverage_report
 from conformance.coverage import scan as scan_cases
+from conformance.expectations import ExpectationsError, apply, nearest
 from conformance.pcap import pcap_name, write_pcap
 from conformance.results import Verdict
 from conformance.resultset import ResultSet, environment
@@ -158,9 +159,16 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     results = []
     for path in files:
         result = run_case(path, target, cli_options=args.packetdrill_options, defines=dict(args.defines))
+        try:
+            known = nearest(path, target.name)
+        except ExpectationsError as e:
+            print(f"{e}", file=err)
+            return EXIT_ERROR
+        if known is not None:  # the same known divergences pytest applies
+            result = apply(result, known)
         results.append(result)
         line = f"{result.verdict.value.upper():5} {path} [{target.name}]"
-        if result.verdict in (Verdict.FAIL, Verdict.ERROR, Verdict.SKIP) and result.reason:
+        if result.verdict in (Verdict.FAIL, Verdict.ERROR, Verdict.SKIP, Verdict.XFAIL) and result.reason:
             line += f": {result.reason}"
         if args.verbose or result.verdict in (Verdict.FAIL, Verdict.ERROR):
             print(line, file=out)

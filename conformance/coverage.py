@@ -7,10 +7,12 @@ Every corpus case names the requirements it checks on a line of its header::
 
 IDs are those of ``conformance/data/requirements.toml`` (RFC 9293's labelled
 MUST/SHLD/MAY/REC requirements, the unlabelled state-machine checks SM-n, and the
-fragmentation and multicast host requirements F-n/M-n), or a section of another
-RFC written ``RFC5681-3.2``.  :func:`scan` reads a corpus; :func:`report` joins it
-with the requirement list.  An ID that is neither is reported as unknown (a typo
-must not count as coverage), and so is a case without a ``req:`` line.
+fragmentation and multicast host requirements F-n/M-n), a section of another RFC
+written ``RFC5681-3.2``, or an Onload semantic written ``ONLOAD-EF_MAX_ENDPOINTS``.
+A Python case may also name its IDs in ``@case("SM-6 RFC5961-3.2")``.
+:func:`scan` reads a corpus; :func:`report` joins it with the requirement list.
+An ID that is none of these is reported as unknown (a typo must not count as
+coverage), and so is a case without a ``req:`` line.
 
 The JSON document (``python -m conformance coverage --json``)::
 
@@ -53,7 +55,9 @@ LEVELS = ("MUST", "SHLD", "MAY", "REC", "SM", "F", "M")
 _DATA = Path(__file__).parent / "data" / "requirements.toml"
 _REQ_LINE = re.compile(r"^\s*(?://|#)\s*req:\s*(.*)$")
 _TEST_DEF = re.compile(r"^\s*(?:async\s+)?def\s+(test_\w+)")
-_OTHER_RFC = re.compile(r"^RFC\d+-[0-9A-Za-z.]+$")
+_OTHER_RFC = re.compile(r"^(RFC\d+-[0-9A-Za-z.]+|ONLOAD-EF_[A-Z0-9_]+)$")
+_CASE_DECORATOR = re.compile(r"""^\s*@case\(\s*["']([^"']*)["']""")
+_ID = re.compile(r"^((MUST|SHLD|MAY|REC|SM|F|M)-\d+|RFC\d+-[0-9A-Za-z.]+|ONLOAD-EF_[A-Z0-9_]+)$")
 
 _WHY_UNCOVERED = {
     "I": "an internal design property (ISN generator, 32-bit window arithmetic, Karn's rule as "
@@ -121,6 +125,10 @@ def _claims(path: Path, rel: str) -> Iterator[tuple[str, list[str]]]:
         m = _REQ_LINE.match(line)
         if m:
             pending += _ids(m.group(1))
+            continue
+        c = _CASE_DECORATOR.match(line)
+        if c:  # @case("SM-6 RFC5961-3.2"): the requirement IDs among its words count too
+            pending += [word for word in _ids(c.group(1)) if _ID.match(word)]
             continue
         d = _TEST_DEF.match(line)
         if d:

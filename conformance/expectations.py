@@ -72,7 +72,16 @@ from typing import Any
 
 from conformance.results import CaseResult, Verdict
 
-__all__ = ["EXPLAINABLE", "Entry", "Expectations", "ExpectationsError", "GlobError", "apply", "compile_glob"]
+__all__ = [
+    "EXPLAINABLE",
+    "Entry",
+    "Expectations",
+    "ExpectationsError",
+    "GlobError",
+    "apply",
+    "compile_glob",
+    "nearest",
+]
 
 EXPLAINABLE = frozenset({Verdict.FAIL, Verdict.ERROR})
 """The verdicts an entry may list in ``verdicts``."""
@@ -367,6 +376,16 @@ def apply(result: CaseResult, expectations: Expectations) -> CaseResult:
     # skip, xfail, xpass: unchanged, but a listed case still counts as seen.
     expectations.match(result.case)
     return result
+
+
+def nearest(case: str | os.PathLike[str], target: str) -> Expectations | None:
+    """The expectations of ``target`` in the ``expectations/`` folder nearest above
+    ``case`` (a case file), whose parent is the corpus root its globs are relative
+    to; None when no folder above the case has one."""
+    for directory in Path(case).resolve().parents:
+        if (directory / "expectations").is_dir():
+            return Expectations.load(directory / "expectations", target)
+    return None
 
 
 def _default_root(file: Path) -> Path:

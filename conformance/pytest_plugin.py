@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from .expectations import Expectations, apply
+from .expectations import Expectations, apply, nearest
 from .pcap import pcap_name, write_pcap
 from .results import CaseResult, Verdict
 from .resultset import ResultSet, environment
@@ -81,11 +81,7 @@ class CaseFailedError(Exception):
 
 
 def _expectations_for(script: Path, target: str) -> Expectations | None:
-    for directory in script.resolve().parents:
-        candidate = directory / "expectations"
-        if candidate.is_dir():
-            return Expectations.load(candidate, target)
-    return None
+    return nearest(script, target)
 
 
 class PktItem(pytest.Item):

@@ -327,7 +327,9 @@ def _option_diffs(
                 diffs.append(FieldDiff("tcp.options.sack", str(want_edges), str(script)))
         elif isinstance(spec, sx.TimestampOption):
             assert isinstance(value, tuple)
-            tsval = int(value[0])
+            tsval, tsecr = int(value[0]), int(value[1])
+            if tsecr != spec.ecr & MASK:  # the echo is the peer's TS val, as the script sent it
+                diffs.append(FieldDiff("tcp.options.ts_ecr", str(spec.ecr), str(tsecr)))
             if not flow.ts_map:
                 flow.ts_map[spec.val] = tsval
             elif opts.tcp_ts_tick_usecs:

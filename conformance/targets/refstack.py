@@ -187,12 +187,28 @@ class RefstackSession:
 
     def _shell(self, command: str) -> None:
         """Modelled on refstack: ``sysctl [-q] [-w] key=value...`` (applied to its
-        profile) and ``ethtool -K DEV FEATURE off...`` (a no-op: it has no offloads);
-        any other command makes the case skip with the reason."""
+        profile) and ``ethtool -K DEV FEATURE off...`` (a no-op: it has no offloads),
+        several of them separated by newlines, ``;`` or ``&&``; any other command makes
+        the case skip with the reason."""
+        tokens: list[str] = []
         try:
-            words = shlex.split(command)
+            for line in command.splitlines():  # a newline ends a command, as ';' does
+                lexer = shlex.shlex(line, posix=True, punctuation_chars=";&")
+                lexer.whitespace_split = True
+                tokens += [*lexer, ";"]
         except ValueError as e:
             raise UnsupportedSettingError(f"cannot parse shell command {command!r}: {e}") from None
+        words: list[str] = []
+        for token in tokens:
+            if token in (";", "&&"):
+                if words:
+                    self._one_command(words)
+                words = []
+            else:
+                words.append(token)
+
+    def _one_command(self, words: list[str]) -> None:
+        command = " ".join(words)
         if words[:2] == ["ethtool", "-K"] and len(words) >= 5 and len(words) % 2 == 1:
             # Turning offloads *off* is refstack's native state (it never emits TSO/GSO
             # super-packets), so it is a true no-op; turning one on is not modelled.

@@ -79,3 +79,17 @@ def test_cli_missing_root_is_a_usage_error(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert main(["coverage", str(tmp_path / "none")], out, err) == 2
     assert "not a directory" in err.getvalue() and "Traceback" not in err.getvalue()
+
+
+def test_onload_ids_and_case_decorator_ids(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    root.mkdir()
+    (root / "limits.pkt").write_text("// req: ONLOAD-EF_MAX_ENDPOINTS\n")
+    (root / "test_x.py").write_text('@case("SM-6 RFC5961-3.2 and some words")\ndef test_a(dut):\n    pass\n')
+    doc = report(scan(root))
+    assert doc["other_ids"] == {
+        "ONLOAD-EF_MAX_ENDPOINTS": ["limits.pkt"],
+        "RFC5961-3.2": ["test_x.py::test_a"],
+    }
+    assert {r["id"]: r["cases"] for r in doc["requirements"]}["SM-6"] == ["test_x.py::test_a"]
+    assert doc["unknown_ids"] == {} and doc["cases_without_req"] == []

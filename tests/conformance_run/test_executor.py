@@ -55,6 +55,9 @@ EXPECTED = {
     "pass_ack_to_listener_before_isn.pkt": (Verdict.PASS, Verdict.PASS),
     "pass_syn_retransmission_same_flow.pkt": (Verdict.PASS, Verdict.PASS),
     "pass_syn_in_established_same_flow.pkt": (Verdict.PASS, Verdict.PASS),
+    "fail_ts_ecr_wrong.pkt": (Verdict.FAIL, Verdict.FAIL),
+    "pass_multi_command_setup.pkt": (Verdict.PASS, Verdict.PASS),
+    "skip_time_after_slow_command.pkt": (Verdict.SKIP, Verdict.PASS),
 }
 
 
