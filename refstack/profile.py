@@ -33,6 +33,10 @@ class Profile:
     ip_local_port_range: tuple[int, int] = (32768, 60999)
     ip_no_pmtu_disc: bool = False
     min_pmtu: int = 552  # Linux route/min_pmtu; RFC 1191 §3 allows down to 68
+    # RFC 1191 §5/§7: guess the next plateau below the quoted length when a router
+    # reports Next-Hop MTU 0.  Linux dropped its plateau table (v3.x): it falls to
+    # min_pmtu instead, which the RFC also allows.
+    pmtu_plateau_guess: bool = False
     mtu_expires: float = 600.0  # RFC 1191 §6.3 aging of a reduced PMTU (Linux route/mtu_expires)
     # --- reassembly (RFC 1122 §3.3.2; the kernel path, refstack/net/reassembly.py) -----
     ipfrag_time: float = 30.0  # Linux; RFC 1122 §3.3.2 recommends 60..120 s
@@ -69,6 +73,7 @@ class Profile:
     tcp_keepalive_intvl: float = 75.0
     tcp_keepalive_probes: int = 9
     tcp_max_syn_backlog: int = 2048
+    tcp_syncookies: int = 1  # Linux default; refstack sends no cookies (see OnloadModel.syn_queue_full)
     tcp_rto_initial: float = 1.0  # RFC 6298 §2.1
     tcp_rto_min: float = 0.2  # Linux TCP_RTO_MIN; RFC 6298 §2.4 says SHOULD 1 s
     tcp_rto_max: float = 120.0
@@ -197,6 +202,7 @@ SYSCTL_FIELDS: dict[str, tuple[str, object]] = {
     "tcp_keepalive_intvl": ("tcp_keepalive_intvl", _seconds),
     "tcp_keepalive_probes": ("tcp_keepalive_probes", int),
     "tcp_max_syn_backlog": ("tcp_max_syn_backlog", int),
+    "tcp_syncookies": ("tcp_syncookies", int),
     "tcp_rto_min_us": ("tcp_rto_min", _time_us),
     "tcp_rto_max_ms": ("tcp_rto_max", _time_ms),
     "tcp_base_mss": ("tcp_base_mss", int),

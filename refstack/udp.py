@@ -21,7 +21,7 @@ import errno
 from collections import deque
 from typing import TYPE_CHECKING
 
-from .net.icmp import error_errno
+from .net.icmp import LIMITED_BROADCAST, error_errno
 from .net.interface import Interface
 from .wire.addresses import Ipv4Addr, ipv4_str, is_multicast_ipv4
 from .wire.errors import WireError
@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 ANY = bytes(4)
 MAX_PAYLOAD = 65535 - 20 - 8
 Address = tuple[Ipv4Addr, int]
+
+
+class PortsExhaustedError(OSError):
+    """EAGAIN from an implicit bind with no ephemeral port left (Linux inet_autobind):
+    a failure, not "would block", so even a blocking sendto()/connect() returns it."""
 
 
 class UdpEndpoint:
@@ -97,7 +102,7 @@ class UdpEndpoint:
             raise OSError(errno.EINVAL, "socket is already bound")
         try:
             self._layer.bind(self, addr, port)
-        except BlockingIOError:
+        except PortsExhaustedError:
             # with every ephemeral port taken, Linux fails an explicit bind() with
             # EADDRINUSE (inet_bind); EAGAIN is only for the implicit bind of
             # sendto/connect (inet_autobind).
@@ -146,6 +151,19 @@ class UdpEndpoint:
         assert self.local is not None
         if is_multicast_ipv4(addr):
             return self._send_multicast(data, addr, port, now)
+        if addr == LIMITED_BROADCAST and (self.local[0] != ANY or self.mc_ifindex or self.mc_if != ANY):
+            # Linux ip_route_output for 255.255.255.255: the IP_MULTICAST_IF interface,
+            # else the bound address's one, the destination on-link (no route needed).
+            iface = self._layer.multicast_interface(self.mc_ifindex, self.mc_if)
+            if iface is None:
+                iface = self._layer.interface_of(self.local[0])
+            if iface is not None:
+                src = self.local[0] if self.local[0] != ANY else iface.address
+                datagram = build_udp(src, addr, self.local[1], port, data)
+                ttl, tos, df = self.ttl, self.tos, self.pmtudisc
+                stack.ip.output(addr, PROTO_UDP, datagram, now, src=src, ttl=ttl, tos=tos, df=df, iface=iface)
+                stack.counters["udp_tx"] += 1
+                return len(data)
         src = self.local[0]
         if src == ANY:
             hop = stack.routes.lookup(addr)
@@ -176,17 +194,20 @@ class UdpEndpoint:
             iface = hop.interface
         src = self.local[0] if self.local[0] != ANY else iface.address
         datagram = build_udp(src, group, self.local[1], port, data)
-        stack.ip.output(
-            group,
-            PROTO_UDP,
-            datagram,
-            now,
-            src=src,
-            ttl=self.mc_ttl,
-            tos=self.tos,
-            df=self.pmtudisc,
-            iface=iface,
-        )
+        # RFC 1112 §6.1: TTL 0 keeps the datagram on this host (Linux ip_mc_output
+        # loops it back, then drops it rather than send it on the link).
+        if self.mc_ttl > 0:
+            stack.ip.output(
+                group,
+                PROTO_UDP,
+                datagram,
+                now,
+                src=src,
+                ttl=self.mc_ttl,
+                tos=self.tos,
+                df=self.pmtudisc,
+                iface=iface,
+            )
         stack.counters["udp_tx"] += 1
         stack.counters["udp_tx_multicast"] += 1
         if self.mc_loop and stack.accepts_multicast(group, iface, src):
@@ -327,7 +348,7 @@ class UdpLayer:
             port = low + (start + i) % count
             if not self._conflicts(ep, addr, port):
                 return port
-        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")  # Linux: ports exhausted
+        raise PortsExhaustedError(errno.EAGAIN, "Resource temporarily unavailable")  # Linux: ports exhausted
 
     def rebind_address(self, ep: UdpEndpoint, addr: Ipv4Addr) -> None:
         assert ep.local is not None

@@ -34,6 +34,7 @@ from ..wire.icmp import DEST_UNREACHABLE, TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBL
 from ..wire.ipv4 import (
     HEADER_LEN,
     PROTO_ICMP,
+    PROTO_IGMP,
     Ipv4Option,
     Ipv4Packet,
     build_ipv4,
@@ -120,8 +121,13 @@ class Ipv4Layer:
             return
         to_broadcast = self.is_broadcast(dst)
         multicast = is_multicast_ipv4(dst)
+        # IGMP to a joined group is taken whatever the group's source filter (Linux
+        # ip_check_mc_rcv): a querier is seldom one of the sources a host includes.
+        mc_source = None if ip.protocol == PROTO_IGMP else ip.src
         if not (
-            to_broadcast or self.is_local(dst) or (multicast and stack.accepts_multicast(dst, iface, ip.src))
+            to_broadcast
+            or self.is_local(dst)
+            or (multicast and stack.accepts_multicast(dst, iface, mc_source))
         ):
             counters["ip_rx_not_for_us"] += 1
             return
@@ -184,13 +190,16 @@ class Ipv4Layer:
         return min(mtu, if_mtu)
 
     def update_pmtu(self, dst: Ipv4Addr, next_hop_mtu: int, quoted_total_length: int, now: float) -> None:
-        """RFC 1191 §6.1: lower the PMTU to the reported next-hop MTU; an old router
-        reporting 0 gets the plateau below the quoted length (§7).  Never below
-        ``min_pmtu`` (Linux route/min_pmtu), never raised by an ICMP message."""
+        """RFC 1191 §6.1: lower the PMTU to the reported next-hop MTU.  An old router
+        reporting 0 gets the plateau below the quoted length (§7) with the profile's
+        ``pmtu_plateau_guess``, else (Linux) the floor.  Never below ``min_pmtu``
+        (Linux route/min_pmtu), never raised by an ICMP message."""
         profile = self._stack.profile
         if profile.ip_no_pmtu_disc:
             return
-        mtu = next_hop_mtu or _plateau_below(quoted_total_length)
+        mtu = next_hop_mtu
+        if mtu == 0 and profile.pmtu_plateau_guess:
+            mtu = _plateau_below(quoted_total_length)
         mtu = max(mtu, profile.min_pmtu)
         if mtu >= self.path_mtu(dst, now):
             return

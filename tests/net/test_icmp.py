@@ -338,10 +338,18 @@ def test_learned_path_mtu_expires_after_mtu_expires() -> None:
     assert wire.stack.ip.path_mtu(REMOTE, 600.0) == 1500
 
 
-def test_frag_needed_from_an_old_router_uses_the_plateau_below() -> None:
-    """RFC 1191 §5/§7: a Next-Hop MTU of 0 (a pre-1191 router) means: take the
-    plateau below the quoted Total Length (1500 -> 1492)."""
+def test_frag_needed_from_an_old_router_falls_to_min_pmtu_as_linux() -> None:
+    """A Next-Hop MTU of 0 (a pre-1191 router): Linux takes its floor,
+    net.ipv4.route.min_pmtu (552), which RFC 1191 §5 allows."""
     wire = Wire()
+    wire.inject(frag_needed(0))
+    assert wire.stack.ip.path_mtu(REMOTE, 0.0) == 552
+
+
+def test_frag_needed_from_an_old_router_uses_the_plateau_below_when_asked() -> None:
+    """RFC 1191 §5/§7 with the profile's plateau guess: take the plateau below the
+    quoted Total Length (1500 -> 1492)."""
+    wire = Wire(Profile().replace(pmtu_plateau_guess=True))
     wire.inject(frag_needed(0))
     assert wire.stack.ip.path_mtu(REMOTE, 0.0) == 1492
 

@@ -297,3 +297,18 @@ def test_datagram_to_our_own_address_loops_back_through_poll(size: int) -> None:
     assert receiver.recvfrom() == (data, (LOCAL, 7))
     assert wire.stack.counters.since(mark) == {"ip_rx_delivered": 1, "udp_rx_delivered": 1}
     wire.expect_nothing()
+
+
+def test_limited_broadcast_leaves_through_the_bound_address_interface() -> None:
+    """Linux routes 255.255.255.255 out of the bound address's (or IP_MULTICAST_IF's)
+    interface without a route; SO_BROADCAST is still required (RFC 1122 §4.1.3.6)."""
+    wire = Wire()
+    bound = wire.udp(LOCAL, 7, broadcast=True)
+    assert bound.sendto(b"all", (b"\xff\xff\xff\xff", 9), 0.0) == 3
+    wire.at(0.0)
+    ip = wire.expect_ip()
+    assert (ip.src, ip.dst) == (LOCAL, b"\xff\xff\xff\xff")
+    unbound = wire.udp(ANY, 8, broadcast=True)
+    with pytest.raises(OSError) as caught:
+        unbound.sendto(b"all", (b"\xff\xff\xff\xff", 9), 0.0)
+    assert caught.value.errno == errno.ENETUNREACH  # no route and no interface named
