@@ -29,9 +29,13 @@ Addresses are ``(host, port)`` with a dotted-quad host; ``""`` is INADDR_ANY,
 ``"<broadcast>"`` INADDR_BROADCAST and ``"localhost"`` 127.0.0.1.  There is no name
 resolution: any other name raises :class:`gaierror` (``EAI_NONAME``).
 
+TCP urgent data is Linux's (see :mod:`refstack.tcp.urgent`): ``send(data, MSG_OOB)``
+marks the last octet sent as urgent, ``recv(1, MSG_OOB)`` returns the one urgent octet
+(it never blocks), ``SO_OOBINLINE`` leaves it in the normal stream, ``POLLPRI`` (select's
+exceptional set) reports it, and :func:`sockatmark` is ``SIOCATMARK``.
+
 Not modelled (calls that need them fail with ``ENOPROTOOPT``/``EOPNOTSUPP`` and a note
-saying so): ancillary data, ``SO_REUSEPORT``, out-of-band data, ``MSG_MORE``, a blocking
-``close`` under ``SO_LINGER`` (close never waits), IPv6.
+saying so): ancillary data, ``SO_REUSEPORT``, ``MSG_MORE``, IPv6, ``SIGURG``.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from typing import Any, Final, Protocol, TypeVar
 from . import runtime as _runtime
 from . import select as _sel
 from .runtime import Condition, Runtime
-from .udp import UdpEndpoint
+from .udp import PortsExhaustedError, UdpEndpoint
 from .wire.addresses import Ipv4Addr, ipv4_str
 
 __all__ = [
@@ -71,6 +75,7 @@ __all__ = [
     "ntohl",
     "ntohs",
     "setdefaulttimeout",
+    "sockatmark",
     "socket",
     "tcp_info",
     "timeout",
@@ -93,6 +98,7 @@ SO_BROADCAST: Final = 6
 SO_SNDBUF: Final = 7
 SO_RCVBUF: Final = 8
 SO_KEEPALIVE: Final = 9
+SO_OOBINLINE: Final = 10
 SO_LINGER: Final = 13
 SO_REUSEPORT: Final = 15
 SO_ACCEPTCONN: Final = 30
@@ -109,6 +115,7 @@ SOL_UDP: Final = IPPROTO_UDP
 IP_TOS: Final = 1
 IP_TTL: Final = 2
 IP_MTU_DISCOVER: Final = 10
+IP_RECVERR: Final = 11
 IP_PMTUDISC_DONT: Final = 0
 IP_PMTUDISC_WANT: Final = 1
 IP_PMTUDISC_DO: Final = 2
@@ -132,6 +139,7 @@ TCP_KEEPINTVL: Final = 5
 TCP_KEEPCNT: Final = 6
 TCP_INFO: Final = 11
 TCP_QUICKACK: Final = 12
+TCP_USER_TIMEOUT: Final = 18
 
 MSG_OOB: Final = 0x1
 MSG_PEEK: Final = 0x2
@@ -203,7 +211,7 @@ def _translated() -> Iterator[None]:
     """Re-raise a core's ``OSError`` as CPython would build it (strerror text, right subclass)."""
     try:
         yield
-    except BlockingIOError:
+    except (BlockingIOError, PortsExhaustedError):  # the latter: EAGAIN that is a failure
         raise
     except OSError as e:
         if e.errno is None or isinstance(e, _pysocket.gaierror):
@@ -276,6 +284,8 @@ class TcpCore(Protocol):
     keepidle: float
     keepintvl: float
     keepcnt: int
+    user_timeout: float
+    recverr: bool
     linger: int | None
     reuseaddr: bool
     rcvbuf: int
@@ -293,14 +303,18 @@ class TcpCore(Protocol):
     error: int
     soft_error: int
     activity: int
+    oobinline: bool
+    urgent_pending: bool
+    at_mark: bool
 
     def bind(self, addr: bytes, port: int) -> None: ...
     def listen(self, backlog: int) -> None: ...
     def accept(self) -> TcpCore: ...
     def connect(self, addr: bytes, port: int, now: float) -> None: ...
     def connect_result(self) -> int: ...
-    def send(self, data: bytes, now: float) -> int: ...
+    def send(self, data: bytes, now: float, *, urgent: bool = False) -> int: ...
     def recv(self, n: int, *, peek: bool = False) -> bytes: ...
+    def recv_urgent(self, *, peek: bool = False) -> bytes: ...
     def shutdown(self, how: int, now: float) -> None: ...
     def close(self, now: float) -> None: ...
     def take_error(self) -> int: ...
@@ -440,6 +454,12 @@ def _mreq(raw: bytes, *, multicast_if: bool = False) -> tuple[bytes, bytes, int]
     raise _err(_errno.EINVAL)
 
 
+def lingering(core: TcpCore) -> bool:
+    """Whether a closed connection still waits for its FIN to be acknowledged
+    (FIN-WAIT-1, CLOSING, LAST-ACK: what SO_LINGER's close waits out)."""
+    return core.state.name in ("FIN_WAIT_1", "CLOSING", "LAST_ACK")
+
+
 # --- open files: the kernel side of a socket -----------------------------------------------------
 class _SocketFile:
     """A socket as the descriptor table holds it: the core plus what Linux keeps in ``struct sock``.
@@ -456,6 +476,7 @@ class _SocketFile:
     broadcast: bool
     linger: int | None
     pmtudisc: int
+    oobinline: bool
 
     def __init__(self, rt: Runtime, proto: int) -> None:
         self.rt = rt
@@ -497,7 +518,8 @@ class _SocketFile:
     def connect_error(self) -> int:
         return 0
 
-    def send(self, data: bytes, dest: Address | None, now: float) -> int:
+    def send(self, data: bytes, dest: Address | None, now: float, *, urgent: bool = False) -> int:
+        """Queue or send ``data``; ``urgent`` (MSG_OOB, TCP only) marks it as urgent data."""
         raise NotImplementedError
 
     def recv(self, n: int, *, peek: bool, may_wait: bool) -> tuple[bytes, Address | None, int]:
@@ -518,6 +540,10 @@ class _SocketFile:
         raise NotImplementedError
 
     def accepting(self) -> bool:
+        return False
+
+    def at_mark(self) -> bool:
+        """SIOCATMARK: the next octet to read is TCP's urgent octet."""
         return False
 
     # --- conditions ------------------------------------------------------------------------
@@ -569,6 +595,8 @@ class _SocketFile:
             value = core.sndbuf
         elif name == SO_KEEPALIVE:
             value = int(self.keepalive)
+        elif name == SO_OOBINLINE:
+            value = int(self.oobinline)
         elif name == SO_BROADCAST:
             value = int(self.broadcast)
         elif name == SO_LINGER:
@@ -602,6 +630,8 @@ class _SocketFile:
             core.sndbuf = max(min(value & 0xFFFFFFFF, profile.wmem_max) * 2, _SOCK_MIN_SNDBUF)
         elif name == SO_KEEPALIVE:
             self.keepalive = value != 0
+        elif name == SO_OOBINLINE:
+            self.oobinline = value != 0
         elif name == SO_BROADCAST:
             self.broadcast = value != 0
         else:
@@ -679,6 +709,7 @@ class _UdpFile(_SocketFile):
         self.shut_wr = False
         self.keepalive = False  # stored, as Linux does for any socket; no effect on UDP
         self.linger = None
+        self.oobinline = False  # likewise
 
     def _core_opts(self) -> _CoreOptions:
         return self.core
@@ -784,7 +815,7 @@ class _UdpFile(_SocketFile):
     def connect(self, addr: Ipv4Addr, port: int, now: float) -> None:
         self.core.connect(addr, port, now)
 
-    def send(self, data: bytes, dest: Address | None, now: float) -> int:
+    def send(self, data: bytes, dest: Address | None, now: float, *, urgent: bool = False) -> int:
         if self.shut_wr:  # Linux sock_alloc_send_pskb: a pending error first, then EPIPE
             pending = self.core.take_error()
             raise _err(pending or _errno.EPIPE)
@@ -846,6 +877,19 @@ class _TcpFile(_SocketFile):
     def _core_opts(self) -> _CoreOptions:
         return self.core
 
+    # IP_RECVERR on a TCP socket (Linux tcp_v4_err): an ICMP soft error is reported at
+    # once as the socket error (POLLERR), not only kept for SO_ERROR (RFC 9293 SHLD-20).
+    def _get_ip_opt(self, name: int) -> bytes:
+        if name == IP_RECVERR:
+            return _pack_int(int(self.core.recverr))
+        return super()._get_ip_opt(name)
+
+    def _set_ip_opt(self, name: int, raw: bytes) -> None:
+        if name == IP_RECVERR:
+            self.core.recverr = _opt_int(raw, IPPROTO_IP) != 0
+        else:
+            super()._set_ip_opt(name, raw)
+
     @property
     def keepalive(self) -> bool:
         return self.core.keepalive
@@ -853,6 +897,14 @@ class _TcpFile(_SocketFile):
     @keepalive.setter
     def keepalive(self, value: bool) -> None:
         self.core.keepalive = value
+
+    @property
+    def oobinline(self) -> bool:
+        return self.core.oobinline
+
+    @oobinline.setter
+    def oobinline(self, value: bool) -> None:
+        self.core.oobinline = value
 
     @property
     def linger(self) -> int | None:
@@ -899,6 +951,8 @@ class _TcpFile(_SocketFile):
                 mask |= _sel.POLLIN | _sel.POLLRDNORM
             if core.writable or self.shut_wr:
                 mask |= _sel.POLLOUT | _sel.POLLWRNORM
+        if core.urgent_pending:  # an urgent octet to read out of band (RFC 9293 MUST-32)
+            mask |= _sel.POLLPRI
         if core.error:
             mask |= _sel.POLLERR
         return mask
@@ -945,10 +999,10 @@ class _TcpFile(_SocketFile):
             self.core.take_error()  # a failed blocking connect consumes SO_ERROR, as Linux's sock_error
         return result
 
-    def send(self, data: bytes, dest: Address | None, now: float) -> int:
+    def send(self, data: bytes, dest: Address | None, now: float, *, urgent: bool = False) -> int:
         # The address of sendto is ignored, as on Linux.
         try:
-            return self.core.send(data, now)
+            return self.core.send(data, now, urgent=urgent)
         except BlockingIOError:
             raise
         except OSError as e:
@@ -962,10 +1016,18 @@ class _TcpFile(_SocketFile):
             return b"", None, 0
         return self.core.recv(n, peek=peek), None, 0
 
+    def recv_urgent(self, *, peek: bool) -> tuple[bytes, Address | None, int]:
+        """recv(MSG_OOB): the urgent octet, with MSG_OOB in msg_flags (Linux tcp_recv_urg)."""
+        data = self.core.recv_urgent(peek=peek)
+        return data, None, MSG_OOB if data else 0
+
+    def at_mark(self) -> bool:
+        return self.core.at_mark
+
     def shutdown(self, how: int, now: float) -> None:
-        listening = _state(self.core) == "LISTEN"
+        listening = _state(self.core) in ("LISTEN", "SYN_SENT")
         self.core.shutdown(how, now)
-        if not listening:  # Linux disconnects a listener instead of marking it shut
+        if not listening:  # Linux disconnects a listener (or a connecting socket) instead of marking it shut
             self.shut_rd |= how in (SHUT_RD, SHUT_RDWR)
             self.shut_wr |= how in (SHUT_WR, SHUT_RDWR)
         self.bumps += 1
@@ -1021,6 +1083,8 @@ class _TcpFile(_SocketFile):
             value = round(core.keepintvl)
         elif name == TCP_KEEPCNT:
             value = core.keepcnt
+        elif name == TCP_USER_TIMEOUT:
+            value = round(core.user_timeout * 1000)
         elif name == TCP_INFO:
             return _pack_tcp_info(_tcp_info(core))
         else:
@@ -1048,6 +1112,8 @@ class _TcpFile(_SocketFile):
             core.keepintvl = float(_in_range(value, 1, _MAX_TCP_KEEPINTVL))
         elif name == TCP_KEEPCNT:
             core.keepcnt = _in_range(value, 1, _MAX_TCP_KEEPCNT)
+        elif name == TCP_USER_TIMEOUT:  # milliseconds; Linux: negative is EINVAL, 0 is off
+            core.user_timeout = _in_range(value, 0, 0x7FFFFFFF) / 1000.0
         else:
             raise _err(_errno.ENOPROTOOPT)
 
@@ -1289,22 +1355,25 @@ class socket:  # noqa: N801 - the name of Python's socket.socket
 
     # --- sending ----------------------------------------------------------------------------
     def _send_flags(self, file: _SocketFile, flags: int) -> bool:
-        """Check ``flags``; True when MSG_DONTWAIT makes this one call non-blocking."""
-        if flags & MSG_OOB:
-            note = None if isinstance(file, _UdpFile) else f"MSG_OOB is {_NOT_MODELLED}"
-            raise _err(_errno.EOPNOTSUPP, note)
-        if flags & ~_SEND_FLAGS:
+        """Check ``flags``; True when MSG_DONTWAIT makes this one call non-blocking.
+        MSG_OOB is TCP's urgent data; UDP refuses it (Linux udp_sendmsg)."""
+        if flags & MSG_OOB and not isinstance(file, _TcpFile):
+            raise _err(_errno.EOPNOTSUPP)
+        if flags & ~(_SEND_FLAGS | MSG_OOB):
             raise _err(_errno.EOPNOTSUPP, f"send flags {flags & ~_SEND_FLAGS:#x} are {_NOT_MODELLED}")
         return bool(flags & MSG_DONTWAIT)
 
     def _send(self, data: bytes, flags: int, dest: Address | None, what: str) -> int:
         file = self._live()
         nonblocking = self._send_flags(file, flags)
+        urgent = bool(flags & MSG_OOB)
         rt = self._rt
         if isinstance(file, _TcpFile) and self._timeout is None and not nonblocking:
-            return self._send_all(file, data, dest, nonblocking=False, deadline=None, partial=True)
+            return self._send_all(
+                file, data, dest, nonblocking=False, deadline=None, partial=True, urgent=urgent
+            )
         return self._io(
-            lambda: file.send(data, dest, rt.now()),
+            lambda: file.send(data, dest, rt.now(), urgent=urgent),
             file.send_ready,
             what,
             nonblocking=nonblocking,
@@ -1320,15 +1389,18 @@ class socket:  # noqa: N801 - the name of Python's socket.socket
         nonblocking: bool,
         deadline: float | None,
         partial: bool,
+        urgent: bool = False,
     ) -> int:
         """Queue all of ``data``.  ``partial``: an error after some progress returns the
-        count (Linux's blocking tcp_sendmsg); otherwise it propagates (Python's sendall)."""
+        count (Linux's blocking tcp_sendmsg); otherwise it propagates (Python's sendall).
+        ``urgent``: each part queued moves the urgent mark to its end, as Linux's
+        tcp_push does each time a blocking MSG_OOB send waits."""
         rt = self._rt
         view = memoryview(data)
         sent = 0
 
         def attempt() -> int:
-            return file.send(view[sent:].tobytes(), dest, rt.now())
+            return file.send(view[sent:].tobytes(), dest, rt.now(), urgent=urgent)
 
         while True:
             try:
@@ -1349,7 +1421,13 @@ class socket:  # noqa: N801 - the name of Python's socket.socket
         payload = _as_bytes(data)
         nonblocking = self._send_flags(file, flags)
         self._send_all(
-            file, payload, None, nonblocking=nonblocking, deadline=self._deadline(nonblocking), partial=False
+            file,
+            payload,
+            None,
+            nonblocking=nonblocking,
+            deadline=self._deadline(nonblocking),
+            partial=False,
+            urgent=bool(flags & MSG_OOB),
         )
 
     def sendto(self, data: bytes, flags_or_address: Any, address: Any = None) -> int:
@@ -1378,8 +1456,7 @@ class socket:  # noqa: N801 - the name of Python's socket.socket
     # --- receiving --------------------------------------------------------------------------
     def _recv(self, n: int, flags: int, what: str) -> tuple[bytes, Address | None, int]:
         file = self._live()
-        if flags & MSG_OOB and isinstance(file, _TcpFile):
-            raise _err(_errno.EINVAL, "there is no urgent data: MSG_OOB is not modelled")
+        oob = flags & MSG_OOB
         flags &= ~MSG_OOB  # Linux UDP ignores it
         # MSG_TRUNC on a datagram socket: Linux returns the datagram's real length, and
         # CPython grows its buffer to that length (the octets past ``n`` are not data).
@@ -1387,6 +1464,11 @@ class socket:  # noqa: N801 - the name of Python's socket.socket
         if flags & ~(_RECV_FLAGS | (MSG_TRUNC if trunc else 0)):
             raise _err(_errno.EOPNOTSUPP, f"recv flags {flags & ~_RECV_FLAGS:#x} are {_NOT_MODELLED}")
         peek = bool(flags & MSG_PEEK)
+        if oob and isinstance(file, _TcpFile):
+            # TCP urgent data (Linux tcp_recv_urg): one octet, and the call never waits,
+            # whatever the socket's blocking mode: EAGAIN when it has not arrived yet.
+            with _translated():
+                return file.recv_urgent(peek=peek)
         nonblocking = bool(flags & MSG_DONTWAIT) or self._timeout == 0.0
         deadline = self._deadline(nonblocking)
         # Only a truly blocking call sleeps in the kernel; with a timeout CPython polls and
@@ -1403,10 +1485,11 @@ class socket:  # noqa: N801 - the name of Python's socket.socket
         waitall = flags & MSG_WAITALL and isinstance(file, _TcpFile) and not peek
         if not (waitall and sleeps):
             return got
-        # MSG_WAITALL on a blocking stream socket: until n bytes, EOF or an error.
+        # MSG_WAITALL on a blocking stream socket: until n bytes, EOF or an error, or the
+        # urgent mark (Linux tcp_recvmsg_locked stops there once it has copied anything).
         chunks = [got[0]]
         have = len(got[0])
-        while have < n and got[0]:
+        while have < n and got[0] and not file.at_mark():
             rest = functools.partial(attempt, n - have)
             try:
                 got = self._io(rest, file.recv_ready, what, nonblocking=False, deadline=None)
@@ -1476,10 +1559,19 @@ class socket:  # noqa: N801 - the name of Python's socket.socket
             file.shutdown(how, self._rt.now())
 
     def close(self) -> None:
-        """Close the descriptor (idempotent); the core goes when its last descriptor does."""
+        """Close the descriptor (idempotent); the core goes when its last descriptor does.
+
+        With SO_LINGER on and a positive timeout, a blocking TCP socket's close waits
+        until what it sent, FIN included, is acknowledged or the timeout passes, as
+        Linux's tcp_close (sk_stream_wait_close); it returns 0 either way."""
         if self._file is not None:
+            file = self._file
             fd, self._file, self._fd = self._fd, None, -1
             self._rt.close(fd)
+            if isinstance(file, _TcpFile) and file.linger and self._timeout != 0.0:
+                core = file.core
+                done = Condition("the FIN to be acknowledged (SO_LINGER)", lambda: not lingering(core))
+                self._rt.wait_until(done, float(file.linger))
 
     def detach(self) -> int:
         """Leave the descriptor open and return it; this object acts closed afterwards."""
@@ -1560,3 +1652,13 @@ def tcp_info(sock: socket) -> dict[str, int]:
     if not isinstance(file, _TcpFile):
         raise _err(_errno.EOPNOTSUPP)
     return _tcp_info(file.core)
+
+
+def sockatmark(sock: socket) -> bool:
+    """POSIX sockatmark() (Linux ``ioctl(SIOCATMARK)``): is the next octet to read the
+    urgent one?  RFC 9293 §3.8.5 MUST-33: the application learns whether urgent data
+    remains.  Like Linux, only a TCP socket answers (others: ENOTTY)."""
+    file = sock._live()
+    if not isinstance(file, _TcpFile):
+        raise _err(_errno.ENOTTY)
+    return file.at_mark()

@@ -144,6 +144,7 @@ class Executor:
         self.flow = Flow()
         self.fds: dict[int, int] = {}  # script fd -> live fd
         self.sut_fd: int | None = None  # the socket under test's live fd (for code blocks)
+        self.connect_fd: int | None = None  # the live fd of the last connect()
         self.blocking: list[_Blocking] = []
         self.base = 0.0  # session time of script time 0
         self.prev_script = 0.0
@@ -385,8 +386,14 @@ class Executor:
         if name == "bind":
             return (self.fd(a[0]), self.address(a[1], (o.local_ip, o.bind_port)))
         if name == "connect":
-            self.flow = Flow()
-            return (self.fd(a[0]), self.address(a[1], (o.remote_ip, o.connect_port)))
+            fd = self.fd(a[0])
+            flow = self.flow
+            # A new active open gets a new flow; a connect() repeated on the socket
+            # whose connection is live (EALREADY, EISCONN, completion) keeps it.
+            if not (self.connect_fd == fd and flow.syn_seen and not flow.reset_seen):
+                self.flow = Flow()
+            self.connect_fd = fd
+            return (fd, self.address(a[1], (o.remote_ip, o.connect_port)))
         if name in ("listen", "shutdown"):
             return (self.fd(a[0]), self.value(a[1]))
         if name in ("accept", "close"):
@@ -453,7 +460,10 @@ class Executor:
         self.note("call", f"{ev.name}{args!r}", ev.line)
         if ev.end_time is not None:
             end = ev.end_time.start_usecs / 1e6 + (self.prev_actual if ev.end_time.is_relative else self.base)
-            self.blocking.append(_Blocking(call, ev, ev.line, end, tol))
+            # The return is held to the tolerance of its own interval (packetdrill's
+            # formula over the time the call blocked), not the start's.
+            end_tol = max(tol, self.opts.tolerance_percent / 100.0 * max(0.0, end - start))
+            self.blocking.append(_Blocking(call, ev, ev.line, end, end_tol))
             return
         if not call.done and not self.session.wait(call, self.session.now() + tol):
             raise self.fail(ev, f"{ev.name}() blocked; mark it as blocking with '...' and an end time")

@@ -347,17 +347,39 @@ class RefstackSession:
 
         return attempt, None
 
-    def _sys_close(self, fd: int) -> tuple[Attempt, None]:
-        def op() -> CallResult:
-            if fd in self._epolls:
-                self._epolls.pop(fd).close()
-            else:
-                self._sock(fd).close()
-                del self._socks[fd]
-            self._blocking.pop(fd, None)
+    def _sys_close(self, fd: int) -> tuple[Attempt, float | None]:
+        """close(); with SO_LINGER on (a positive timeout) on a blocking TCP socket it
+        returns once the FIN is acknowledged or the linger time passes (Linux
+        tcp_close), which the session waits out in virtual time."""
+        if fd in self._epolls or fd not in self._socks:
+            return self._done(lambda: self._close_fd(fd))
+        sock = self._socks[fd]
+        file = sock._file  # the harness looks under its own socket objects
+        linger = getattr(file, "linger", None)
+        core = getattr(file, "core", None)
+        if not (linger and self._blocking.get(fd, True) and sock.type == rsocket.SOCK_STREAM):
+            return self._done(lambda: self._close_fd(fd))
+        deadline = self.clock.now() + float(linger)
+        closed: list[bool] = []
+
+        def attempt() -> CallResult | None:
+            if not closed:
+                self._close_fd(fd)
+                closed.append(True)
+            if core is not None and rsocket.lingering(core) and self.clock.now() < deadline:
+                return None
             return CallResult(0)
 
-        return self._done(op)
+        return attempt, deadline
+
+    def _close_fd(self, fd: int) -> CallResult:
+        if fd in self._epolls:
+            self._epolls.pop(fd).close()
+        else:
+            self._sock(fd).close()
+            del self._socks[fd]
+        self._blocking.pop(fd, None)
+        return CallResult(0)
 
     def _sys_shutdown(self, fd: int, how: int) -> tuple[Attempt, None]:
         return self._done(lambda: _void(self._sock(fd).shutdown, how))
@@ -401,7 +423,8 @@ class RefstackSession:
             data = sock.recv(count, flags)
             return CallResult(len(data), value=data)
 
-        return self._blocking_attempt(fd, op, flags)
+        never_waits = flags & rsocket.MSG_OOB and sock.type == rsocket.SOCK_STREAM  # Linux tcp_recv_urg
+        return self._blocking_attempt(fd, op, flags | (rsocket.MSG_DONTWAIT if never_waits else 0))
 
     def _sys_recvfrom(self, fd: int, count: int, flags: int) -> tuple[Attempt, None]:
         sock = self._sock(fd)

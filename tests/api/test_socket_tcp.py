@@ -403,3 +403,22 @@ def test_epoll_on_tcp_sockets(net: Net) -> None:
     assert ep.poll() == [(conn.fileno(), EPOLLIN | EPOLLOUT)]
     assert conn.recv(10) == b"data"
     assert ep.poll(0) == []
+
+
+def test_close_with_linger_waits_for_the_fin_to_be_acknowledged(net: Net) -> None:
+    """SO_LINGER {1, 5}: close() returns once the FIN is acknowledged, one round
+    trip later (Linux tcp_close -> sk_stream_wait_close)."""
+    _, client, _ = net.connected()
+    client.setsockopt(rs.SOL_SOCKET, rs.SO_LINGER, struct.pack("ii", 1, 5))
+    start = net.now()
+    client.close()
+    assert net.now() - start == pytest.approx(2 * DELAY)
+
+
+def test_close_with_linger_on_a_non_blocking_socket_does_not_wait(net: Net) -> None:
+    _, client, _ = net.connected()
+    client.setsockopt(rs.SOL_SOCKET, rs.SO_LINGER, struct.pack("ii", 1, 5))
+    client.setblocking(False)
+    start = net.now()
+    client.close()
+    assert net.now() == start

@@ -58,6 +58,7 @@ EXPECTED = {
     "fail_ts_ecr_wrong.pkt": (Verdict.FAIL, Verdict.FAIL),
     "pass_multi_command_setup.pkt": (Verdict.PASS, Verdict.PASS),
     "skip_time_after_slow_command.pkt": (Verdict.SKIP, Verdict.PASS),
+    "pass_connect_ealready_keeps_flow.pkt": (Verdict.PASS, Verdict.PASS),
 }
 
 
