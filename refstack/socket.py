@@ -869,6 +869,7 @@ class _TcpFile(_SocketFile):
     def __init__(self, rt: Runtime, proto: int, core: TcpCore | None = None) -> None:
         super().__init__(rt, proto)
         self.core: TcpCore = core if core is not None else _tcp_layer_endpoint(rt)()
+        self.connecting = False  # a non-blocking connect said EINPROGRESS, nothing since
         self.broadcast = False  # stored, as Linux does for any socket; no effect on TCP
         self.tcp_pmtudisc = IP_PMTUDISC_WANT
         self.shut_rd = False
@@ -1328,10 +1329,23 @@ class socket:  # noqa: N801 - the name of Python's socket.socket
         file = self._live()
         addr, port = _parse_address(address, "connect")
         rt = self._rt
+        if isinstance(file, _TcpFile) and file.connecting:
+            # Linux __inet_stream_connect: the socket stays SS_CONNECTING after a
+            # non-blocking connect; the first connect() once the handshake is over
+            # reports its outcome (0, or the error), and only later ones EISCONN.
+            if file.connect_pending():
+                raise _err(_errno.EALREADY)
+            file.connecting = False
+            result = file.connect_error()
+            if result:
+                raise _err(result)
+            return
         with _translated():
             file.connect(addr, port, rt.now())
         if file.connect_pending():
             if self._timeout == 0.0:
+                if isinstance(file, _TcpFile):
+                    file.connecting = True
                 raise _err(_errno.EINPROGRESS)
             done = Condition(f"connect of {self!r} to finish", lambda: not file.connect_pending())
             if not rt.wait_until(done, self._timeout):
