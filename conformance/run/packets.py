@@ -272,6 +272,12 @@ def ip_diffs(action: sx.PacketEvent, packet: bytes, flow: Flow) -> list[FieldDif
     if info.df is not None and bool(int(ip.flags) & 0x2) != info.df:
         diffs.append(FieldDiff("ip.df", "1" if info.df else "0", "0" if info.df else "1"))
     if info.ip_id is not None:
+        taken = {v: k for k, v in flow.ip_ids.items()}
+        if info.ip_id not in flow.ip_ids and int(ip.id) in taken:
+            # Different script IDs name different datagrams: their live IDs differ too.
+            diffs.append(
+                FieldDiff("ip.id", f"{info.ip_id} (a new ID)", f"{ip.id} (script id {taken[int(ip.id)]})")
+            )
         live = flow.ip_ids.setdefault(info.ip_id, int(ip.id))
         if int(ip.id) != live:
             diffs.append(FieldDiff("ip.id", f"{info.ip_id} (live {live})", str(ip.id)))

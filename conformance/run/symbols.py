@@ -35,6 +35,13 @@ _EXTRA: dict[str, int] = {
     "IP_PMTUDISC_DO": 2,
     "IP_PMTUDISC_PROBE": 3,
     "IP_RECVERR": 11,
+    # <linux/in.h> multicast source filters, which Python's socket module does not export
+    "IP_UNBLOCK_SOURCE": 37,
+    "IP_BLOCK_SOURCE": 38,
+    "IP_ADD_SOURCE_MEMBERSHIP": 39,
+    "IP_DROP_SOURCE_MEMBERSHIP": 40,
+    "IP_MSFILTER": 41,
+    "IP_MULTICAST_ALL": 49,
     "EPOLL_CTL_ADD": 1,
     "EPOLL_CTL_DEL": 2,
     "EPOLL_CTL_MOD": 3,

@@ -6,19 +6,25 @@ when any socket excludes, with the intersection of the exclude lists minus every
 include list; INCLUDE otherwise, with the union of the include lists.  What the
 network sees follows Linux (net/ipv4/igmp.c):
 
-- A change of an interface's state for a group is announced at once with a
+- A change of an interface's state for a group is announced at once (two jiffies
+  later, as every Linux IGMP timer: changes made together share a report) with a
   State-Change Report (§5.1: TO_EX/TO_IN on a filter-mode change, ALLOW/BLOCK on a
   source-list change) and repeated so that each record goes out Robustness Variable
-  times in all (2), the repeats at random times within the Unsolicited Report
-  Interval (1 s for IGMPv3, §8.11).  A leave is TO_IN({}).
+  times in all (2, or the querier's QRV), the repeats at random times within the
+  Unsolicited Report Interval (1 s for IGMPv3, §8.11).  A leave is TO_IN({}).  A
+  change while earlier ones are still being repeated is merged with them (§5.1):
+  the mode-change record and each changed source keep their own count.
 - A general query is answered after a random delay within its Max Resp Time with a
   Current-State Report of every group (IS_EX / IS_IN), group-specific queries
-  with that group's record (§5.2).  224.0.0.1 is never reported (§5, RFC 2236 §6).
+  with that group's record, group-and-source-specific ones with IS_IN of the asked
+  sources the group receives (§5.2; Linux answers IS_EX(A) in EXCLUDE mode).
+  224.0.0.1 is never reported (§5, RFC 2236 §6).
 - An IGMPv2 query (8 bytes, Max Resp Time > 0) puts the interface in IGMPv2
   compatibility mode for the Older Version Querier Present Timeout (§7.2.1:
   Robustness x Query Interval + Query Response Interval = 260 s), an IGMPv1 query
   (Max Resp Time 0) in IGMPv1 mode: the host then answers queries with v2 (v1)
-  reports to the group after a random delay, suppresses its report when it hears
+  reports to the group after a random delay (v3 queries included), stops the
+  pending v3 retransmissions, suppresses its report when it hears
   another member's (RFC 2236 §3), announces joins with unsolicited reports repeated
   once after up to 10 s (RFC 2236 §3, §8.10), and leaves with a Leave Group message
   to 224.0.0.2 when it was the last to report (RFC 2236 §3; none in v1 mode).
@@ -116,6 +122,7 @@ class _Group:
     v3_timer: Timer | None = None  # v3: the answer to a group-specific query
     unsolicited: int = 0  # v1/v2 mode: unsolicited reports still to send
     reporter: bool = False  # v2: we sent the last report (so we send the leave)
+    query_sources: set[Ipv4Addr] | None = None  # v3: the sources a pending query asked about
 
     @property
     def reporting(self) -> bool:
@@ -277,8 +284,18 @@ class IgmpLayer:
 
     def _v3_query(self, state: _Interface, query: IgmpV3Query, now: float) -> None:
         self.stack.counters["igmp_rx_v3_query"] += 1
-        if state.version(now) != 3:
-            return  # an older-version querier is present: ignore v3 queries (§7.2.1)
+        version = state.version(now)
+        if version != 3:
+            # §7.2.1: with an older querier present only the older protocol is used;
+            # a v3 query is taken as a query of that version (RFC 2236 §2.5: longer
+            # queries are still queries; Linux igmp_heard_query: v1 mode waits up to
+            # 10 s and answers for every group, v2 mode uses the coded Max Resp Time).
+            if version == 1:
+                self._v12_answer(state, bytes(4), QUERY_RESPONSE_INTERVAL, now)
+            else:
+                max_delay = max(decode_max_resp_code(query.max_resp_code), 1) / 10.0
+                self._v12_answer(state, query.group, max_delay, now)
+            return
         state.qrv = query.qrv or DEFAULT_QRV
         delay = self._random_delay(max(decode_max_resp_code(query.max_resp_code), 1) / 10.0)
         if query.group == bytes(4):
@@ -297,6 +314,16 @@ class IgmpLayer:
                 f"igmp-group-{ipv4_str(query.group)}",
                 lambda t: self._send_current_state(state, entry, t),
             )
+        # §5.2 rules 4 and 5: a Group-and-Source-Specific Query records its sources
+        # (added to those of a pending one); a Group-Specific Query, or one while a
+        # group-specific answer is pending, makes the answer the group's whole state.
+        pending = entry.v3_timer.armed
+        if query.sources and (not pending or entry.query_sources is not None):
+            entry.query_sources = (entry.query_sources if pending and entry.query_sources else set()) | set(
+                query.sources
+            )
+        else:
+            entry.query_sources = None
         entry.v3_timer.arm_if_earlier(now + delay)
 
     def _v12_query(self, state: _Interface, query: IgmpMessage, now: float) -> None:
@@ -318,11 +345,17 @@ class IgmpLayer:
         for entry in list(state.groups.values()):
             entry.mode_retrans, entry.source_retrans = 0, {}
             self._forget_if_empty(state, entry)
+        self._v12_answer(state, query.group, max_delay, now)
+
+    def _v12_answer(self, state: _Interface, group: Ipv4Addr, max_delay: float, now: float) -> None:
+        """Schedule v1/v2 reports for ``group`` (or every group) within ``max_delay``;
+        a query ends the unsolicited repeats (Linux igmp_mod_timer)."""
         for entry in state.groups.values():
             if entry.group == ALL_HOSTS or not entry.members:
                 continue
-            if query.group not in (bytes(4), entry.group):
+            if group not in (bytes(4), entry.group):
                 continue
+            entry.unsolicited = 0
             self._arm_v12_report(state, entry, now + self._random_delay(max_delay))
 
     def _other_report(self, state: _Interface, report: IgmpMessage) -> None:
@@ -452,6 +485,16 @@ class IgmpLayer:
             if entry.group == ALL_HOSTS or not entry.members:
                 continue
             if entry.mode is Mode.INCLUDE and not entry.sources:
+                continue
+            asked = entry.query_sources if only is not None else None
+            if asked is not None:
+                entry.query_sources = None
+                # §5.2 rule 3: INCLUDE (A) -> IS_IN(A*B), EXCLUDE (A) -> IS_IN(B-A),
+                # nothing if empty.  (Linux answers IS_EX(A) in EXCLUDE mode.)
+                include = entry.mode is Mode.INCLUDE
+                wanted = tuple(sorted(s for s in asked if (s in entry.sources) == include))
+                if wanted:
+                    records.append(GroupRecord(MODE_IS_INCLUDE, entry.group, wanted))
                 continue
             kind = MODE_IS_EXCLUDE if entry.mode is Mode.EXCLUDE else MODE_IS_INCLUDE
             records.append(GroupRecord(kind, entry.group, tuple(sorted(entry.sources))))

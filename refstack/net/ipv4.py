@@ -105,11 +105,16 @@ class Ipv4Layer:
         # 0.0.0.0 (a) is a source only while a host learns its address, i.e. towards
         # the limited broadcast (BOOTP/DHCP; Linux accepts it nowhere else), and the
         # directed broadcast (e) of a connected net is as martian as 255.255.255.255.
+        # One of our own addresses arriving from outside is a spoof (the LAND attack: a
+        # SYN from us to us makes the stack answer itself); Linux drops it too
+        # (fib_validate_source without accept_local).  Our multicast comes back
+        # on its interface by design (IP_MULTICAST_LOOP, Stack.loop_back).
         src = ip.src
         if iface.name != "lo" and (
             (src != bytes(4) and not names_single_host(src))
             or (src == bytes(4) and ip.dst != LIMITED_BROADCAST)
             or self.is_broadcast(src)
+            or (self.is_local(src) and not is_multicast_ipv4(ip.dst))
         ):
             counters["ip_rx_martian_source"] += 1
             return

@@ -51,8 +51,13 @@ Linux ``net/ipv4/ip_fragment.c`` and ``net/ipv4/inet_fragment.c`` (read at 6.6):
   4.17 pruned (``ip_evictor``, later the ``inet_frags`` worker), each eviction
   counted in ``ReasmFails`` and ``ip_frag_evicted``.
 
-Not modelled: ``ipfrag_max_dist`` (Linux drops a queue that falls more than 64
-datagrams behind its peer's newer ones) and the l3mdev (VRF) part of the key.
+- Stale fragments as ``ip_frag_too_far`` (``net.ipv4.ipfrag_max_dist``, 64): every
+  fragment from a source counts on that source's counter; when more than
+  ``max_dist`` of them arrived since a queue's previous fragment, the queue's
+  fragments are taken as stale and dropped (``ip_frag_reinit``: ``ReasmFails``,
+  ``ip_frag_too_far``, its timer restarted) before the new one is queued.
+
+Not modelled: the l3mdev (VRF) part of the key.
 
 Counters (Linux SNMP ``Ip``/``IpExt`` names, RFC 4293 ipSystemStats):
 ``ReasmReqds`` (every fragment offered), ``ReasmOKs``, ``ReasmFails``,
@@ -68,7 +73,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from ..counters import Counters
@@ -85,6 +90,7 @@ Overlaps = Literal["linux", "rfc815"]
 IPFRAG_TIME = 30.0  # Linux IP_FRAG_TIME (net.ipv4.ipfrag_time), seconds
 IPFRAG_HIGH_THRESH = 4 * 1024 * 1024  # Linux net.ipv4.ipfrag_high_thresh
 IPFRAG_LOW_THRESH = 3 * 1024 * 1024  # Linux net.ipv4.ipfrag_low_thresh (obsolete since 4.17)
+IPFRAG_MAX_DIST = 64  # Linux net.ipv4.ipfrag_max_dist (0: no check)
 QUEUE_COST = 200  # sizeof(struct ipq), per ipv4_frags_init_net's comment
 SKB_OVERHEAD = 896  # truesize beyond the power-of-two data buffer (2944 - 2048)
 
@@ -122,6 +128,7 @@ class _Queue:
     max_size: int = 0
     max_df_size: int = 0
     memory: int = QUEUE_COST
+    rid: int = 0  # the source's fragment count at this queue's last fragment (Linux qp->rid)
 
 
 class Reassembler:
@@ -156,6 +163,8 @@ class Reassembler:
         self.low_thresh = low_thresh
         self.evict_oldest = evict_oldest
         self.overlaps: Overlaps = overlaps
+        self.max_dist = IPFRAG_MAX_DIST
+        self._peer_rid: dict[Ipv4Addr, int] = {}  # fragments seen per source (Linux inet_peer rid)
 
     def __len__(self) -> int:
         return len(self._queues)
@@ -180,6 +189,11 @@ class Reassembler:
             return None
         if q is None:
             q = self._create(key, now)
+        if self.max_dist:  # Linux ip_frag_too_far
+            rid = self._peer_rid[frag.src] = self._peer_rid.get(frag.src, 0) + 1
+            if q.pieces and rid - q.rid > self.max_dist:
+                self._reinit(q, now)
+            q.rid = rid
         # Linux ip_frag_queue: where the fragment ends, and whether that is consistent.
         if not frag.more_fragments:
             if end < q.length or (q.last_in and end != q.length):
@@ -245,6 +259,18 @@ class Reassembler:
         self._queues[key] = q
         self.memory += QUEUE_COST
         return q
+
+    def _reinit(self, q: _Queue, now: float) -> None:
+        """Linux ``ip_frag_reinit``: the queue's fragments are stale; drop them and
+        start the queue afresh, timer included."""
+        self._counters["ReasmFails"] += 1
+        self._counters["ip_frag_too_far"] += 1
+        self.memory -= q.memory - QUEUE_COST
+        fresh = _Queue(q.key, q.timer)
+        for f in fields(_Queue):
+            if f.name not in ("key", "timer"):
+                setattr(q, f.name, getattr(fresh, f.name))
+        q.timer.arm(now + self.timeout)
 
     def _drop(self, q: _Queue) -> None:
         q.timer.cancel()

@@ -59,6 +59,7 @@ EXPECTED = {
     "pass_multi_command_setup.pkt": (Verdict.PASS, Verdict.PASS),
     "skip_time_after_slow_command.pkt": (Verdict.SKIP, Verdict.PASS),
     "pass_connect_ealready_keeps_flow.pkt": (Verdict.PASS, Verdict.PASS),
+    "fail_fragment_ids_differ.pkt": (Verdict.FAIL, Verdict.FAIL),
 }
 
 
