@@ -142,6 +142,9 @@ class Executor:
         self.opts = opts
         self.result = result
         self.flow = Flow()
+        # Extension: TCP lines with explicit ports on another bench port than the
+        # default flow's are connections of their own, each with its own mapping.
+        self.flows: dict[int, Flow] = {}
         self.fds: dict[int, int] = {}  # script fd -> live fd
         self.sut_fd: int | None = None  # the socket under test's live fd (for code blocks)
         self.connect_fd: int | None = None  # the live fd of the last connect()
@@ -233,16 +236,31 @@ class Executor:
         self.check_blocking(final=True)
 
     def finish(self) -> None:
-        """packetdrill's final RST, so the connection does not linger."""
-        if self.flow.local_port is not None and self.flow.local_isn is not None:
-            reset = IP(src=self.opts.remote_ip, dst=self.opts.local_ip) / TCP(
-                sport=self.flow.remote_port, dport=self.flow.local_port, flags="R", seq=self.flow.remote_next
-            )
-            self.session.inject(bytes(reset))
+        """packetdrill's final RST, so the connections do not linger."""
+        for flow in [self.flow, *self.flows.values()]:
+            if flow.local_port is not None and flow.local_isn is not None:
+                reset = IP(src=self.opts.remote_ip, dst=self.opts.local_ip) / TCP(
+                    sport=flow.remote_port, dport=flow.local_port, flags="R", seq=flow.remote_next
+                )
+                self.session.inject(bytes(reset))
+
+    def flow_for(self, action: sx.PacketEvent) -> Flow:
+        """The connection a line belongs to: the default flow, or, for a TCP line whose
+        explicit ports name another bench port, that port's own flow."""
+        if action.ports is None or not isinstance(action.body, sx.TcpBody):
+            return self.flow
+        inbound = action.direction is sx.Direction.INBOUND
+        bench, dut = (action.ports.src, action.ports.dst) if inbound else (action.ports.dst, action.ports.src)
+        if bench == self.flow.remote_port or not self.flow.syn_seen:
+            return self.flow
+        flow = self.flows.get(bench)
+        if flow is None:
+            flow = self.flows[bench] = Flow(local_port=dut, remote_port=bench)
+        return flow
 
     # --- packets ------------------------------------------------------------------------
     def inbound(self, action: sx.PacketEvent) -> None:
-        packet = build_inbound(action, self.flow, self.opts)
+        packet = build_inbound(action, self.flow_for(action), self.opts)
         self.session.inject(packet)
         self.note("in", describe(packet), action.line, packet)
 
@@ -252,6 +270,7 @@ class Executor:
         body = action.body
         if isinstance(body, sx.SilenceBody):
             return self.silence(action, end)
+        flow = self.flow_for(action)
         deadline = end + tol + SNIFF_GRACE if end != float("inf") else self.session.now() + 600.0
         got = self.next_flow_packet(deadline, action)
         if got is None:
@@ -261,7 +280,7 @@ class Executor:
         segments = [packet]
         info = action.ip_info
         if info is not None and info.is_fragment:
-            diffs = match_fragment(action, packet, self.flow.ip_ids)
+            diffs = match_fragment(action, packet, flow.ip_ids)
         elif isinstance(body, sx.TcpBody):
             if TCP not in IP(packet):
                 raise self.fail(
@@ -277,7 +296,7 @@ class Executor:
                     break
                 segments.append(more[1])
                 have += len(bytes(IP(more[1])[TCP].payload))
-            diffs = match_tcp(body, segments, self.flow, self.opts, action.ip_info)
+            diffs = match_tcp(body, segments, flow, self.opts, action.ip_info)
         elif isinstance(body, sx.UdpBody):
             diffs = match_udp(body, packet, action.ports)
         elif isinstance(body, sx.IcmpBody):
@@ -286,7 +305,7 @@ class Executor:
             diffs = match_igmp(body, packet)
         else:
             raise ScriptRuntimeError(f"outbound {type(body).__name__} packets are not supported")
-        diffs += [d for d in ip_diffs(action, packet, self.flow) if d not in diffs]
+        diffs += [d for d in ip_diffs(action, packet, flow) if d not in diffs]
         for segment in segments:
             diffs += checksum_diffs(segment)
         if diffs:
@@ -322,7 +341,7 @@ class Executor:
             if got is None:
                 return None
             self.note("out", describe(got.packet), 0, got.packet, at=got.time)
-            if accepts(got.packet, action, self.flow, self.opts):
+            if accepts(got.packet, action, self.flow_for(action), self.opts):
                 return got.time, got.packet
 
     # --- syscalls -----------------------------------------------------------------------

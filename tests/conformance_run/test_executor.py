@@ -60,6 +60,7 @@ EXPECTED = {
     "skip_time_after_slow_command.pkt": (Verdict.SKIP, Verdict.PASS),
     "pass_connect_ealready_keeps_flow.pkt": (Verdict.PASS, Verdict.PASS),
     "fail_fragment_ids_differ.pkt": (Verdict.FAIL, Verdict.FAIL),
+    "pass_two_connections_explicit_ports.pkt": (Verdict.PASS, Verdict.PASS),
 }
 
 
