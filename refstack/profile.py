@@ -90,6 +90,9 @@ class Profile:
     tcp_invalid_ratelimit: float = 0.5  # Linux: min gap between ACKs to out-of-window segments
     tcp_slow_start_after_idle: bool = True
     tcp_abort_on_overflow: bool = False
+    # The urgent pointer names the octet after the urgent data (RFC 6093 §2, RFC 9293
+    # MUST-62, Linux's default); True reads it as RFC 1122 §4.2.2.4 did, as the last one.
+    tcp_stdurg: bool = False
     tcp_ecn: int = 2  # 2: accept ECN when the peer asks, never ask (RFC 3168)
     tcp_reordering: int = 3  # DupThresh, RFC 5681 §3.2 / RFC 6675
     tcp_congestion_control: str = "reno"  # NewReno (RFC 5681/6582/6675); the only one implemented
@@ -211,6 +214,7 @@ SYSCTL_FIELDS: dict[str, tuple[str, object]] = {
     "tcp_invalid_ratelimit": ("tcp_invalid_ratelimit", _time_ms),
     "tcp_slow_start_after_idle": ("tcp_slow_start_after_idle", _flag),
     "tcp_abort_on_overflow": ("tcp_abort_on_overflow", _flag),
+    "tcp_stdurg": ("tcp_stdurg", _flag),
     "tcp_ecn": ("tcp_ecn", int),
     "tcp_reordering": ("tcp_reordering", int),
     "tcp_congestion_control": ("tcp_congestion_control", lambda v: _only(v, "reno")),

@@ -45,6 +45,7 @@ from .filters import Filter, FilterKind, FilterTable, FilterTableFullError
 if TYPE_CHECKING:
     from ..net.interface import Interface
     from ..stack import Stack
+    from ..tcp.endpoint import TcpEndpoint
 
 __all__ = ["OnloadModel", "SocketRecord"]
 
@@ -141,6 +142,31 @@ class OnloadModel:
             self.endpoints_used += 1
             record.endpoint = True
         return record
+
+    def syn_queue_full(self, listener: TcpEndpoint) -> bool:
+        """Whether a SYN to ``listener`` finds no room for one more embryonic
+        (SYN-RECEIVED) connection and is dropped without a SYN-ACK.
+
+        Onload, when EF_TCP_BACKLOG_MAX / EF_TCP_SYNRECV_MAX are set (its syncookies
+        are off by default, EF_TCP_SYNCOOKIES=0): at most EF_TCP_BACKLOG_MAX per
+        listener and EF_TCP_SYNRECV_MAX in the whole stack.  Otherwise Linux
+        (tcp_conn_request): with ``tcp_syncookies`` on (its default) a SYN beyond the
+        request queue is answered with a cookie, which refstack approximates by keeping
+        the request; with it off the SYN is dropped once the listener holds more than
+        its backlog (inet_csk_reqsk_queue_is_full) or fewer than a quarter of
+        ``tcp_max_syn_backlog`` places are left."""
+        queued = len(listener.syn_queue)
+        config, profile = self.stack.config, self.stack.profile
+        if config.is_set("EF_TCP_SYNRECV_MAX") or config.is_set("EF_TCP_BACKLOG_MAX"):
+            total = sum(len(ep.syn_queue) for ep in self.stack.tcp.listeners.values())
+            if total >= config.tcp_synrecv_max:
+                self.counters["tcp_synrecv_max_drop"] += 1
+                return True
+            return queued >= config.tcp_backlog_max
+        if profile.tcp_syncookies:
+            return False
+        limit = profile.tcp_max_syn_backlog
+        return queued > listener.backlog or limit - queued < limit >> 2
 
     def close(self, owner: int) -> None:
         """The socket is gone for good: its endpoint and filters are free again."""

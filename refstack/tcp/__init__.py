@@ -8,6 +8,7 @@
 - :mod:`.congestion` -- NewReno (RFC 5681, RFC 6582)
 - :mod:`.sack` -- SACK blocks and the sender's scoreboard (RFC 2018, RFC 6675)
 - :mod:`.reassembly` -- out-of-order data
+- :mod:`.urgent` -- urgent data and the out-of-band octet (RFC 9293 §3.8.5, RFC 6093)
 - :mod:`.isn` -- initial sequence numbers (RFC 6528)
 """
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..timers import Timer
 from ..wire.addresses import Ipv4Addr, ipv4_str
-from ..wire.tcp import ACK, FIN, PSH, RST, SYN, build_tcp
+from ..wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, build_tcp
 from ..wire.tcp_options import NOP, SACK_PERMITTED, Mss, Sack, TcpOption, Timestamps, WindowScale
 from .congestion import INFINITE_SSTHRESH, NewReno
 from .reassembly import ReassemblyQueue
@@ -29,6 +29,7 @@ from .sack import Scoreboard, sack_blocks
 from .segment import Incoming
 from .seq import MASK
 from .state import TcpState
+from .urgent import UrgentReceive, UrgentState, pointer_for, urgent_octet
 
 if TYPE_CHECKING:
     from ..nic.model import SocketRecord
@@ -67,6 +68,9 @@ class TcpEndpoint:
         self._keepidle = profile.tcp_keepalive_time
         self.keepintvl = profile.tcp_keepalive_intvl
         self.keepcnt = profile.tcp_keepalive_probes
+        self.user_timeout = 0.0  # TCP_USER_TIMEOUT in seconds, 0 = off: R2 per connection (MUST-21)
+        self.recverr = False  # IP_RECVERR: ICMP soft errors become the socket error at once
+        self._rtx_stamp = 0.0  # when the segment now being retransmitted was first resent
         self.linger: int | None = None
         self.reuseaddr = False
         self.rcvbuf = profile.tcp_rmem[1]
@@ -74,6 +78,7 @@ class TcpEndpoint:
         self.maxseg: int | None = None
         self.ttl: int | None = None
         self.tos = 0
+        self.oobinline = False  # SO_OOBINLINE: the urgent octet stays in the normal stream
         # --- send sequence space (RFC 9293 §3.3.1) ------------------------------------
         self.iss = 0
         self.snd_una = 0
@@ -84,9 +89,11 @@ class TcpEndpoint:
         self.snd_wl2 = 0
         self.max_snd_wnd = 0
         self.snd_wscale = 0
+        self.snd_up = 0  # SND.UP: the octet after the last urgent one (RFC 6093; Linux snd_up)
         self._snd_sml = 0  # end of the last small segment sent (Minshall's Nagle)
         self._pushed_seq = 0  # end of the last segment sent with PSH (Linux pushed_seq)
         self._psh_ends: set[int] = set()  # ends of unacked segments first sent with PSH
+        self._pmtu_cookie: int | None = None  # path MTU when data was last sent (Linux icsk_pmtu_cookie)
         self._rtx_next: int | None = None  # go-back retransmission cursor after an RTO
         self.snd_buf = bytearray()  # unacknowledged and unsent data, starting at iss + 1 + _buf_acked
         self._buf_seq = 0  # sequence number of snd_buf[0]
@@ -100,6 +107,7 @@ class TcpEndpoint:
         self.rcv_buf = bytearray()
         self.rcv_closed = False  # shutdown(SHUT_RD)
         self.fin_received = False
+        self.urgent = UrgentReceive()  # RCV.UP and the out-of-band octet (refstack.tcp.urgent)
         self.ooo = ReassemblyQueue(profile.tcp_rmem[2])
         self._ooo_fin: int | None = None
         self._sack_previous: list[tuple[int, int]] = []
@@ -143,6 +151,13 @@ class TcpEndpoint:
         self._last_oow_ack = -1e9
         self._keepalive_probes = 0
         self._persist_backoff = 0
+        self._probes_out = 0  # unanswered zero-window probes (Linux icsk_probes_out)
+        # RFC 3168 ECN: negotiated; ECE owed on our ACKs until the peer's CWR; CWR owed on
+        # our next new data after a reduction; the reduction's end (one per window).
+        self.ecn_ok = False
+        self._ece_pending = False
+        self._cwr_pending = False
+        self._ecn_recover = 0
         # --- socket-facing state -----------------------------------------------------
         self.error = 0
         self.soft_error = 0  # ICMP soft errors (Linux sk_err_soft), reported on timeout
@@ -168,7 +183,29 @@ class TcpEndpoint:
     def readable(self) -> bool:
         if self.state == S.LISTEN:
             return bool(self.accept_queue)
-        return bool(self.rcv_buf) or self.fin_received or self.error != 0 or self.state == S.CLOSED
+        return self._in_band_octets() > 0 or self.fin_received or self.error != 0 or self.state == S.CLOSED
+
+    @property
+    def urgent_pending(self) -> bool:
+        """POLLPRI (select's exceptional condition): an urgent octet has arrived and not
+        been read (Linux tcp_poll: ``urg_data & TCP_URG_VALID``); RFC 9293 MUST-32."""
+        return self.urgent.state is UrgentState.VALID
+
+    @property
+    def at_mark(self) -> bool:
+        """SIOCATMARK (sockatmark): the next octet to read is the urgent one (Linux
+        tcp_ioctl: ``urg_data && urg_seq == copied_seq``); RFC 9293 MUST-33."""
+        return self.urgent.active and self.urgent.seq == self._copied_seq()
+
+    def _copied_seq(self) -> int:
+        """The sequence number of the next octet the application reads (Linux copied_seq)."""
+        return self.rcv_nxt - len(self.rcv_buf) - (1 if self.fin_received else 0)
+
+    def _in_band_octets(self) -> int:
+        """Octets a read can return now: the receive buffer less an urgent octet that
+        is next and will be skipped (Linux tcp_poll raises its read target by one)."""
+        skip = 1 if self.at_mark and not self.oobinline else 0
+        return max(0, len(self.rcv_buf) - skip)
 
     @property
     def writable(self) -> bool:
@@ -202,6 +239,17 @@ class TcpEndpoint:
     def nodelay(self, on: bool) -> None:
         self._nodelay = on
         if on and self.remote is not None:
+            self._output(self.now)
+
+    # TCP_CORK: removing the cork sends what it held (Linux __tcp_sock_set_cork).
+    @property
+    def cork(self) -> bool:
+        return self._cork
+
+    @cork.setter
+    def cork(self, on: bool) -> None:
+        self._cork = on
+        if not on and self.remote is not None:
             self._output(self.now)
 
     # SO_KEEPALIVE and TCP_KEEPIDLE take effect at once: setting either re-arms the
@@ -308,10 +356,15 @@ class TcpEndpoint:
         self.state = S.SYN_SENT
         self.connecting = True
         self._connect_errno = 0
+        self._rtx_stamp = now  # TCP_USER_TIMEOUT in SYN-SENT counts from the first SYN (Linux)
         self._send_syn(now)
 
-    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
-        """RFC 9293 §3.10.2 SEND: queue data; SYN-SENT and SYN-RECEIVED queue too."""
+    def send(self, data: bytes | bytearray | memoryview, now: float, *, urgent: bool = False) -> int:
+        """RFC 9293 §3.10.2 SEND: queue data; SYN-SENT and SYN-RECEIVED queue too.
+
+        ``urgent`` (MSG_OOB, the urgent flag of §3.10.2): SND.UP moves to the end of
+        the data queued, so the last octet queued is the urgent one (RFC 6093 §2,
+        Linux tcp_mark_urg); nothing queued, nothing marked."""
         if self.error and self.state == S.CLOSED:
             raise _oserror(self.take_error())
         if self.fin_queued or self.state in (S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSING, S.LAST_ACK, S.TIME_WAIT):
@@ -325,17 +378,26 @@ class TcpEndpoint:
             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
         chunk = bytes(data[:room])
         self.snd_buf += chunk
+        if urgent and chunk:
+            self.snd_up = self._buf_seq + len(self.snd_buf)
         self._output(now)
         return len(chunk)
 
     def recv(self, n: int, *, peek: bool = False) -> bytes:
-        """RFC 9293 §3.10.3 RECEIVE."""
+        """RFC 9293 §3.10.3 RECEIVE.  With urgent data, as Linux's tcp_recvmsg: a read
+        stops at the urgent mark, and one that starts there skips the urgent octet
+        unless SO_OOBINLINE; reading past the mark ends the urgent data."""
         if self.rcv_buf:
-            data = bytes(self.rcv_buf[:n])
+            skip, take = self._readable_span(n)
+            data = bytes(self.rcv_buf[skip : skip + take])
             if not peek:
-                del self.rcv_buf[:n]
-                self._maybe_window_update(self.now)
-            return data
+                del self.rcv_buf[: skip + take]
+                if self.urgent.active and self._copied_seq() > self.urgent.seq:
+                    self.urgent.state = UrgentState.NONE
+                if data:
+                    self._maybe_window_update(self.now)
+            if data:
+                return data
         if self.error:
             raise _oserror(self.take_error())
         if self.fin_received or self.rcv_closed:
@@ -346,12 +408,53 @@ class TcpEndpoint:
             raise _oserror(errno.ENOTCONN)
         raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
 
+    def _readable_span(self, n: int) -> tuple[int, int]:
+        """(octets to skip, octets to return) for a read of ``n`` from the receive buffer:
+        the urgent octet is skipped when the read starts at it (not with SO_OOBINLINE),
+        and a read that starts before it stops there (Linux tcp_recvmsg_locked)."""
+        skip, limit = 0, len(self.rcv_buf)
+        if self.urgent.active:
+            mark = self.urgent.seq - self._copied_seq()
+            if mark == 0 and not self.oobinline:
+                skip = 1
+            elif mark > 0:
+                limit = min(limit, mark)
+        return skip, max(0, min(n, limit - skip))
+
+    def recv_urgent(self, *, peek: bool = False) -> bytes:
+        """recv(MSG_OOB): the urgent octet (RFC 9293 §3.8.5 MUST-33), with the errors of
+        Linux's tcp_recv_urg, in its order: ENOTCONN on a listener; EINVAL with
+        SO_OOBINLINE, with no urgent data, or once it was read; ENOTCONN once the
+        connection is gone without a FIN; b"" when the octet cannot come any more
+        (closed, FIN received, or shut down for reading); otherwise EAGAIN, even on a
+        blocking socket (the call never waits).  ``peek`` (MSG_PEEK) leaves it unread."""
+        urgent = self.urgent
+        if self.state == S.LISTEN:
+            raise _oserror(errno.ENOTCONN)
+        if self.oobinline or urgent.state in (UrgentState.NONE, UrgentState.READ):
+            raise _oserror(errno.EINVAL)
+        if self.state == S.CLOSED and not self.fin_received:
+            raise _oserror(errno.ENOTCONN)
+        if urgent.state is UrgentState.VALID:
+            if not peek:
+                urgent.state = UrgentState.READ
+            return bytes([urgent.octet])
+        if self.state == S.CLOSED or self.fin_received or self.rcv_closed:
+            return b""
+        raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
     def shutdown(self, how: int, now: float) -> None:
         if self.state in (S.CLOSED, S.LISTEN, S.SYN_SENT) and not self.connecting:
             if self.state == S.LISTEN and how in (0, 2):
                 self._close_listener(now)
                 return
             raise _oserror(errno.ENOTCONN)
+        if self.state == S.SYN_SENT:
+            # Linux inet_shutdown disconnects a connecting socket (tcp_disconnect, no RST):
+            # the attempt is abandoned, as CLOSE in SYN-SENT deletes the TCB (§3.10.4).
+            self.connecting = False
+            self._delete()
+            return
         if how in (0, 2):
             self.rcv_closed = True
             self._wake()
@@ -483,6 +586,12 @@ class TcpEndpoint:
             assert syn.ts is not None
             self.ts_recent = syn.ts[0]
         self.sack_ok = profile.tcp_sack and syn.sack_permitted
+        # RFC 3168 §6.1.1: an ECN-setup SYN carries ECE and CWR, its SYN-ACK ECE alone.
+        ecn_bits = syn.flags & (ECE | CWR)
+        if syn.has_ack:
+            self.ecn_ok = profile.tcp_ecn == 1 and ecn_bits == ECE
+        else:
+            self.ecn_ok = profile.tcp_ecn in (1, 2) and ecn_bits == ECE | CWR
         self.cc = NewReno(self.eff_mss(), profile.tcp_initial_cwnd, iss=self.iss, full_ack_to_ssthresh=True)
         if self.sack_ok:
             self.scoreboard = Scoreboard(self.eff_mss(), profile.tcp_reordering)
@@ -582,12 +691,21 @@ class TcpEndpoint:
                 blocks = self._sack_blocks_to_send()
                 if blocks:
                     raw_options += Sack(tuple((a & MASK, b & MASK) for a, b in blocks)).encode_aligned()
+        ect = False
+        if not flags & RST:
+            ecn_flags, ect = self._ecn_marks(flags, seq, payload)
+            flags |= ecn_flags
         window = 0 if flags & RST and not flags & ACK else self._window_field(syn=syn)
         ack_value = self.rcv_nxt if ack_no is None else ack_no
         if flags & ACK:
             self.last_ack_sent = ack_value
             self._unacked_segments = 0
             self._delack_timer.cancel()
+        # RFC 9293 §3.8.5 / §3.10.2: in urgent mode every segment before SND.UP carries
+        # URG and the pointer, data or not (Linux __tcp_transmit_skb; refstack.tcp.urgent).
+        urgent_pointer = pointer_for(seq, self.snd_una, self.snd_up, self.snd_nxt)
+        if urgent_pointer is not None:
+            flags |= URG
         segment = build_tcp(
             self.local[0],
             self.remote[0],
@@ -597,12 +715,33 @@ class TcpEndpoint:
             ack=ack_value & MASK if flags & ACK else 0,
             flags=flags,
             window=window,
+            urgent_pointer=urgent_pointer or 0,
             options=options or (),
             options_bytes=raw_options if options is None else None,
             payload=payload,
         )
-        self.layer.output(self, segment, now)
+        self.layer.output(self, segment, now, ect=ect)
         self._last_send = now
+
+    def _ecn_marks(self, flags: int, seq: int, payload: bytes) -> tuple[int, bool]:
+        """(TCP flags to add, ECT(0) or not) per RFC 3168 §6.1, as Linux: ECE|CWR on the
+        first SYN when tcp_ecn = 1 (not on its retransmissions), ECE on the SYN-ACK to
+        an ECN-setup SYN; then ECE on ACKs until the peer's CWR, CWR on the first new
+        data after a reduction, and ECT(0) on new data only (no pure ACK, no
+        retransmission: §6.1.4, §6.1.5)."""
+        if flags & SYN:
+            if flags & ACK:
+                return (ECE if self.ecn_ok else 0), False
+            want = self.layer.stack.profile.tcp_ecn == 1 and self.retransmits == 0
+            return (ECE | CWR if want else 0), False
+        if not self.ecn_ok:
+            return 0, False
+        extra = ECE if self._ece_pending and flags & ACK else 0
+        new_data = bool(payload) and seq >= self.snd_max
+        if new_data and self._cwr_pending:
+            extra |= CWR
+            self._cwr_pending = False
+        return extra, new_data
 
     def _send_syn(self, now: float) -> None:
         flags = SYN | (ACK if self.state == S.SYN_RECEIVED else 0)
@@ -689,6 +828,8 @@ class TcpEndpoint:
         if self.state not in (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK):
             return
         mss = self._current_mss()
+        assert self.remote is not None
+        self._pmtu_cookie = self.layer.stack.ip.path_mtu(self.remote[0], now)
         while True:
             data_end = self._buf_seq + len(self.snd_buf)
             rtx = self._rtx_next
@@ -737,7 +878,10 @@ class TcpEndpoint:
                 # Nagle (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4) in Minshall's variant, as
                 # Linux (tcp_minshall_check): hold a small segment while an earlier
                 # *small* one is unacknowledged, unless TCP_NODELAY; TCP_CORK holds it.
+                # Neither holds anything in urgent mode (SND.UP beyond SND.UNA: Linux
+                # tcp_nagle_test "does not use the nagle rule for urgent data").
                 small = size < mss and size == unsent and not fin_pending
+                small = small and self.snd_up <= self.snd_una
                 if small and (self.cork or (not self.nodelay and self._snd_sml > self.snd_una)):
                     break
             start = point - self._buf_seq
@@ -806,9 +950,12 @@ class TcpEndpoint:
             # (tcp_write_timeout), so the linear knob adds tries rather than replacing them.
             if self.state == S.SYN_SENT:
                 limit = profile.tcp_syn_retries + profile.tcp_syn_linear_timeouts
+            elif not self.passive:  # a simultaneous open's SYN-ACK: tcp_syn_retries, as Linux
+                limit = profile.tcp_syn_retries
             else:
                 limit = profile.tcp_synack_retries
-            if self.retransmits >= limit:
+            user_timeout = self.user_timeout if self.state == S.SYN_SENT else 0.0
+            if self.retransmits >= limit or (user_timeout and now - self._rtx_stamp >= user_timeout - 1e-9):
                 counters["tcp_syn_timeout"] += 1
                 self._abort(errno.ETIMEDOUT)
                 return
@@ -820,16 +967,27 @@ class TcpEndpoint:
                 self.iss,
                 options=self._syn_options(reply_to=self._syn_in),
             )
-            self._rtx_timer.arm(now + self._syn_rto())
+            rto = self._syn_rto()
+            if user_timeout:  # Linux tcp_clamp_rto_to_user_timeout
+                rto = max(min(rto, self._rtx_stamp + user_timeout - now), 0.004)
+            self._rtx_timer.arm(now + rto)
             return
         if self.snd_una >= self.snd_max:
             return
-        if self.retransmits >= profile.tcp_retries2:
+        if self.retransmits == 0:
+            self._rtx_stamp = now  # Linux counts the user timeout from the first retransmission
+        # Linux tcp_write_timeout: TCP_USER_TIMEOUT, when set, replaces tcp_retries2 as R2.
+        if self.user_timeout:
+            expired = self.retransmits > 0 and now - self._rtx_stamp >= self.user_timeout - 1e-9
+        else:
+            expired = self.retransmits >= profile.tcp_retries2
+        if expired:
             counters["tcp_retransmit_timeout"] += 1
             self._abort(errno.ETIMEDOUT)
             return
         counters["tcp_rto_retransmit"] += 1
         self.cc.on_timeout(self._flight_size(), repeated=self.retransmits > 0, snd_nxt=self.snd_max)
+        self._cwr_pending = self._cwr_pending or self.ecn_ok  # RFC 3168 §6.1.2: any reduction
         self._sack_recovery = False
         if self.scoreboard is not None:
             self.scoreboard.reset()  # RFC 2018 §8: the receiver may have reneged
@@ -837,7 +995,10 @@ class TcpEndpoint:
         self.rto.backoff()
         self.dupacks = 0
         self._rtt_seq = None  # Karn: no sample from a retransmitted segment
-        self._rtx_timer.arm(now + self.rto.rto)
+        rto = self.rto.rto
+        if self.user_timeout:  # Linux tcp_clamp_rto_to_user_timeout
+            rto = max(min(rto, self._rtx_stamp + self.user_timeout - now), 0.004)
+        self._rtx_timer.arm(now + rto)
         # Go back: resend SND.UNA's segment now, the rest as the window reopens.
         self._rtx_next = self._retransmit_one(now)
 
@@ -868,7 +1029,14 @@ class TcpEndpoint:
         return self.snd_una
 
     def resegment(self, now: float) -> None:
-        """The path MTU fell (RFC 1191 §6.4): resend what is in flight at the new size."""
+        """The path MTU fell (RFC 1191 §6.4): resend what is in flight at the new size.
+        Only if it fell below the MTU the data was sent with (Linux tcp_v4_mtu_reduced:
+        icsk_pmtu_cookie > mtu); a Too Big that lowers nothing changes nothing."""
+        assert self.remote is not None
+        mtu = self.layer.stack.ip.path_mtu(self.remote[0], now)
+        if self._pmtu_cookie is not None and mtu >= self._pmtu_cookie:
+            return
+        self._pmtu_cookie = mtu
         if self.snd_max > self.snd_una:
             self._rtx_next = self._retransmit_one(now)
             self._output(now)
@@ -885,15 +1053,24 @@ class TcpEndpoint:
 
     def _on_persist_timer(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1, MUST-36; SHLD-29/30 backoff).  Linux
-        probes with a bare ACK at SND.UNA-1, which the peer must answer (§3.10.7.4 s1)."""
+        probes with a bare ACK at SND.UNA-1, which the peer must answer (§3.10.7.4 s1).
+        In urgent mode (SND.UP within 0xFFFF above SND.UNA) an ACK at SND.UNA goes
+        first: it carries the urgent pointer into the closed window, in a segment the
+        peer finds acceptable (Linux tcp_write_wakeup: tcp_xmit_probe_skb(sk, 1))."""
         if self.snd_wnd > 0 or not self.state.synchronized:
             self._persist_backoff = 0
             self._output(now, sws_override=True)
             return
         if self._buf_seq + len(self.snd_buf) <= self.snd_una and not self.fin_queued:
             return
+        if self._probes_out >= self.layer.stack.profile.tcp_retries2:  # Linux tcp_probe_timer
+            self._abort(errno.ETIMEDOUT)
+            return
         self.layer.stack.counters["tcp_zero_window_probe"] += 1
+        if self.snd_una < self.snd_up < self.snd_una + 0x10000:
+            self._emit(ACK, self.snd_una)
         self._emit(ACK, self.snd_una - 1)
+        self._probes_out += 1
         self._persist_backoff += 1
         self._arm_persist(now)
 
@@ -997,7 +1174,7 @@ class TcpEndpoint:
         # the peer sends it again once synchronized.  Linux drops SYN+FIN (D10).
         # L3: a SYN.  Linux drops it when the accept queue is full (no syncookies here);
         # full means more than the backlog (sk_acceptq_is_full), so listen(1) queues 2.
-        if self.accept_queue_full or len(self.syn_queue) >= self.layer.stack.profile.tcp_max_syn_backlog:
+        if self.accept_queue_full or self.layer.stack.onload.syn_queue_full(self):
             counters["tcp_listen_overflow"] += 1
             return
         self.layer.spawn_child(self, seg, now)
@@ -1011,12 +1188,15 @@ class TcpEndpoint:
             "keepidle",
             "keepintvl",
             "keepcnt",
+            "user_timeout",
+            "recverr",
             "linger",
             "rcvbuf",
             "sndbuf",
             "maxseg",
             "ttl",
             "tos",
+            "oobinline",
         ):
             setattr(self, name, getattr(listener, name))
         self.passive = True
@@ -1059,8 +1239,8 @@ class TcpEndpoint:
         self.rcv_adv = self.rcv_nxt + self._syn_window  # what our SYN offered
         self._syn_in = seg
         self._negotiate(seg)
-        self._rtx_timer.cancel()
         if acceptable_ack:
+            self._rtx_timer.cancel()
             # Our SYN is acknowledged: -> ESTABLISHED, send <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
             self.snd_una = seg.ack
             if self.retransmits == 0 and not self.ts_ok:
@@ -1074,6 +1254,7 @@ class TcpEndpoint:
             self._establish(now)
             self._send_ack(now)
             self._output(now)
+            self._urgent_arrives(seg)  # "continue processing at the sixth step" (Linux: tcp_urg)
             if seg.fin and not seg.payload:
                 # "continue processing at the sixth step": the FIN is processed (eighth
                 # step); Linux discards it with the SYN-ACK's payload (D10).
@@ -1085,7 +1266,8 @@ class TcpEndpoint:
         self.snd_wl1 = seg.seq
         self.retransmits = 0
         self._emit(SYN | ACK, self.iss, options=self._syn_options(reply_to=seg))
-        self._rtx_timer.arm(now + self._syn_rto())
+        if not self._rtx_timer.armed:  # Linux keeps the SYN's timer running (tcp_rcv_synsent_state_process)
+            self._rtx_timer.arm(now + self._syn_rto())
 
     def _establish(self, now: float) -> None:
         self.state = S.ESTABLISHED
@@ -1201,7 +1383,9 @@ class TcpEndpoint:
             return
         if not self._process_ack(seg, now):
             return
-        # sixth: URG is not implemented beyond the pointer (urgent data is inline).
+        # sixth: the URG bit.
+        if self.state != S.TIME_WAIT:
+            self._urgent_arrives(seg)
         # seventh: segment text.
         if seg.payload:
             new_data = seg.seq + len(seg.payload) > self.rcv_nxt
@@ -1271,6 +1455,10 @@ class TcpEndpoint:
             if parent is not None and self.passive:
                 if parent.accept_queue_full:
                     counters["tcp_accept_queue_overflow"] += 1  # Linux drops the ACK
+                    if self.layer.stack.profile.tcp_abort_on_overflow:  # or resets it (tcp_check_req)
+                        self.layer.send_reset_for(seg, self, now)
+                        self._delete()
+                        return False
                     self.snd_una = self.iss
                     self._rtx_timer.arm(now + self._syn_rto())
                     return False
@@ -1294,6 +1482,13 @@ class TcpEndpoint:
             counters["tcp_ack_too_old"] += 1
             self._send_challenge_ack(now)
             return False
+        self._probes_out = 0  # Linux tcp_ack: an acceptable ACK answers the zero-window probes
+        if self.ecn_ok and seg.flags & ECE and not seg.syn and self.snd_una >= self._ecn_recover:
+            # RFC 3168 §6.1.2: react to congestion once per window, as to a loss
+            # (ssthresh = cwnd = max(FlightSize/2, 2*SMSS)), and say so with CWR.
+            self.cc.ssthresh = self.cc.cwnd = max(self._flight_size() // 2, 2 * self.cc.mss)
+            self._cwr_pending = True
+            self._ecn_recover = self.snd_max
         newly_sacked = 0
         if self.scoreboard is not None:
             # RFC 6675 §5: every ACK with SACK information updates the scoreboard.
@@ -1408,6 +1603,7 @@ class TcpEndpoint:
             # RFC 5681 §3.2 step 2: what limited transmit sent beyond cwnd is not
             # counted in the FlightSize that sets ssthresh (only it exceeds cwnd).
             cc.enter_fast_recovery(min(self._flight_size(), cc.cwnd), self.snd_max)
+            self._cwr_pending = self._cwr_pending or self.ecn_ok  # RFC 3168 §6.1.2
             self._rtt_seq = None
             self._retransmit_one(now)
             self._rtx_timer.arm(now + self.rto.rto)
@@ -1422,6 +1618,7 @@ class TcpEndpoint:
         counters["tcp_fast_retransmit"] += 1
         counters["tcp_sack_recovery"] += 1
         self.cc.enter_sack_recovery(self._flight_size(), self.snd_max)
+        self._cwr_pending = self._cwr_pending or self.ecn_ok  # RFC 3168 §6.1.2
         self._sack_recovery = True
         self._rtt_seq = None
         end = self._retransmit_one(now)
@@ -1472,12 +1669,47 @@ class TcpEndpoint:
                 else:
                     self.high_rxt = max(self.high_rxt, end)  # (C.2)
 
+    def _urgent_arrives(self, seg: Incoming) -> None:
+        """§3.10.7.4 sixth, check the URG bit, as Linux's tcp_urg and tcp_check_urg.
+
+        "RCV.UP <- max(RCV.UP, SEG.UP)": a pointer beyond the current one becomes the
+        new mark unless it points below RCV.NXT (data already received is not made
+        urgent afterwards).  RFC 6093 §2 (MUST-62): the urgent octet is the one before
+        the pointer (:func:`~refstack.tcp.urgent.urgent_octet`).  A new mark replaces
+        an older one whose octet then stays in the normal stream, except an older
+        octet that is the next to read, which is dropped (Linux).  Whenever the mark's
+        octet is in a segment, in order or not, it is kept for recv(MSG_OOB) and the
+        user is told (POLLPRI, MUST-32; SIGURG is not modelled).
+
+        RFC 9293 says to ignore URG once a FIN has arrived (CLOSE-WAIT, CLOSING,
+        LAST-ACK); Linux's tcp_rcv_state_process checks it in those states too, and
+        so does this.  Its only effect there is a pointer beyond the FIN, which
+        recv(MSG_OOB) then answers with 0 rather than EINVAL."""
+        urgent = self.urgent
+        if seg.urg:
+            ptr = urgent_octet(seg.seq, seg.up, stdurg=self.layer.stack.profile.tcp_stdurg)
+            if ptr >= self.rcv_nxt and not (urgent.active and ptr <= urgent.seq):
+                if self.at_mark and not self.oobinline and self.rcv_buf:
+                    del self.rcv_buf[0]  # the older urgent octet, next to read, goes
+                urgent.state, urgent.seq = UrgentState.PENDING, ptr
+        if urgent.state is UrgentState.PENDING:
+            offset = urgent.seq - (seg.seq + (1 if seg.syn else 0))
+            if 0 <= offset < len(seg.payload):
+                urgent.state, urgent.octet = UrgentState.VALID, seg.payload[offset]
+                self._wake()
+
     def _receive_data(self, seg: Incoming, now: float) -> None:
         """§3.10.7.4 seventh: deliver in-order text, keep out-of-order text (SHLD-31),
         and acknowledge per RFC 1122 §4.2.3.2 / RFC 5681 §4.2 (delayed ACK, immediate
         ACK for out-of-order data and gap filling), as Linux (quick-ack at start)."""
         counters = self.layer.stack.counters
         seq, data = seg.seq, seg.payload
+        if self.ecn_ok and data:  # RFC 3168 §6.1.3 (Linux tcp_ecn_accept_cwr, tcp_ecn_check_ce)
+            if seg.flags & CWR:
+                self._ece_pending = False
+            if seg.ce:
+                self._ece_pending = True
+                self._quickacks = max(self._quickacks, 2)
         if self.rcv_closed:
             counters["tcp_rx_after_shutdown_rd"] += 1
         if seq < self.rcv_nxt:  # trim what we already have (a D-SACK reports it, RFC 2883)

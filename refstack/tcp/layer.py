@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ..net.icmp import error_errno
 from ..net.interface import Interface
 from ..wire.addresses import Ipv4Addr, is_multicast_ipv4
+from ..wire.checksum import checksum, checksum_ok, pseudo_header_sum
 from ..wire.errors import WireError
 from ..wire.icmp import DEST_UNREACHABLE, UNREACH_FRAG_NEEDED, IcmpMessage
 from ..wire.ipv4 import PROTO_TCP, Ipv4Packet
@@ -36,6 +37,37 @@ if TYPE_CHECKING:
 
 ANY = bytes(4)
 FourTuple = tuple[Ipv4Addr, int, Ipv4Addr, int]
+_FIXED_OPTION_LENGTHS = {2: 4, 3: 3, 4: 2, 8: 10}  # MSS, window scale, SACK-permitted, timestamps
+
+
+def _options_cut_at_bad_length(buf: bytes, src: Ipv4Addr, dst: Ipv4Addr) -> TcpSegment | None:
+    """RFC 9293 §3.1 MUST-7: cope with an illegal option length.  As Linux's
+    tcp_parse_options, the options before the bad one (length below 2, past the
+    header, or not its kind's fixed length) are kept and the rest of the option area
+    is read as padding; the segment is processed.  None when the header itself is
+    malformed or the checksum (over the bytes as received) is wrong."""
+    if len(buf) < 20 or not 20 <= (hlen := (buf[12] >> 4) * 4) <= len(buf):
+        return None
+    if not checksum_ok(pseudo_header_sum(src, dst, PROTO_TCP, len(buf)), buf):
+        return None
+    i = 20
+    while i < hlen and buf[i] != 0:  # EOL ends the list
+        if buf[i] == 1:  # NOP
+            i += 1
+            continue
+        length = buf[i + 1] if i + 1 < hlen else 0
+        if length < 2 or i + length > hlen or length != _FIXED_OPTION_LENGTHS.get(buf[i], length):
+            break
+        if buf[i] == 5 and (length < 10 or (length - 2) % 8):  # SACK: 2 + 8n octets, n >= 1
+            break
+        i += length
+    cut = bytearray(buf[:i] + bytes(hlen - i) + buf[hlen:])
+    cut[16:18] = b"\0\0"
+    cut[16:18] = checksum(pseudo_header_sum(src, dst, PROTO_TCP, len(cut)), cut).to_bytes(2, "big")
+    try:
+        return TcpSegment(bytes(cut))
+    except WireError:
+        return None
 
 
 class TcpLayer:
@@ -109,7 +141,8 @@ class TcpLayer:
                 elif port in self._bound:
                     continue
                 return port
-        raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))  # Linux: ports exhausted
+        code = errno.EADDRNOTAVAIL if remote is not None else errno.EADDRINUSE  # connect / bind, listen
+        raise OSError(code, os.strerror(code))  # Linux: ports exhausted
 
     def connect(self, ep: TcpEndpoint, addr: Ipv4Addr, port: int, source: Ipv4Addr) -> None:
         """Pick the local address/port of an active open and index the connection."""
@@ -187,8 +220,11 @@ class TcpLayer:
         try:
             seg = TcpSegment(ip.payload)
         except WireError:
-            counters["tcp_rx_malformed"] += 1
-            return
+            cut = _options_cut_at_bad_length(bytes(ip.payload), ip.src, ip.dst)
+            if cut is None:
+                counters["tcp_rx_malformed"] += 1
+                return
+            seg = cut
         if not seg.checksum_ok(ip.src, ip.dst):
             counters["tcp_rx_bad_checksum"] += 1
             return
@@ -196,7 +232,9 @@ class TcpLayer:
         key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
         ep = self.connections.get(key)
         if ep is not None:
-            ep.segment_arrives(incoming(seg, ep.rcv_nxt, ep.snd_una, ip.src, ip.dst), now)
+            inc = incoming(seg, ep.rcv_nxt, ep.snd_una, ip.src, ip.dst)
+            inc.ce = ip.tos & 3 == 3
+            ep.segment_arrives(inc, now)
             return
         inc = incoming(seg, seg.seq, seg.ack, ip.src, ip.dst)
         listener = self.listeners.get((ip.dst, seg.dst_port)) or self.listeners.get((ANY, seg.dst_port))
@@ -245,12 +283,14 @@ class TcpLayer:
         except OSError:
             self.stack.counters["tcp_tx_rst_unroutable"] += 1
 
-    def output(self, ep: TcpEndpoint, segment: bytes, now: float) -> None:
+    def output(self, ep: TcpEndpoint, segment: bytes, now: float, *, ect: bool = False) -> None:
+        """Send one segment of ``ep``; ``ect``: mark it ECT(0) (RFC 3168 §6.1.2)."""
         assert ep.remote is not None and ep.local is not None
         self.stack.counters["tcp_tx_segments"] += 1
+        tos = (ep.tos & ~3) | 2 if ect else ep.tos
         try:
             self.stack.ip.output(
-                ep.remote[0], PROTO_TCP, segment, now, src=ep.local[0], ttl=ep.ttl, tos=ep.tos, df=True
+                ep.remote[0], PROTO_TCP, segment, now, src=ep.local[0], ttl=ep.ttl, tos=tos, df=True
             )
         except OSError as e:
             self.stack.counters["tcp_tx_error"] += 1
@@ -284,5 +324,8 @@ class TcpLayer:
         err, fatal = mapped
         if fatal and ep.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
             ep._abort(err)
+        elif ep.recverr:  # Linux tcp_v4_err: with IP_RECVERR the soft error is reported at once
+            ep.error = err
+            ep._wake()
         else:
             ep.soft_error = err

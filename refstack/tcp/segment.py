@@ -30,6 +30,7 @@ class Incoming:
     sack_permitted: bool = False
     ts: tuple[int, int] | None = None  # (TSval, TSecr)
     sack_blocks: tuple[tuple[int, int], ...] = ()
+    ce: bool = False  # the IP header's ECN field was CE (RFC 3168 §5)
     # Where it came from and went to: (address, port) of the sender and of us.
     source: tuple[bytes, int] = (bytes(4), 0)
     destination: tuple[bytes, int] = (bytes(4), 0)

@@ -80,6 +80,7 @@ class Peer:
         options: list[TcpOption] | tuple[TcpOption, ...] = (),
         sport: int | None = None,
         dport: int = 8080,
+        up: int = 0,
     ) -> None:
         seg = build_tcp(
             REMOTE,
@@ -90,6 +91,7 @@ class Peer:
             ack=ack & 0xFFFFFFFF,
             flags=flags_of(flags),
             window=win,
+            urgent_pointer=up,
             options=options,
             payload=payload,
         )
@@ -108,6 +110,7 @@ class Peer:
         length: int | None = None,
         at: float | None = None,
         options: tuple[TcpOption, ...] | None = None,
+        up: int | None = None,
     ) -> TcpSegment:
         """The next segment the stack sent, checked on the fields given."""
         assert self.out, f"expected {flags} at {at if at is not None else self.now}, got nothing"
@@ -127,6 +130,8 @@ class Peer:
             assert abs(when - at) < 1e-6, f"sent at {when}, expected at {at}: {seg!r}"
         if options is not None:
             assert seg.options == options, f"options {seg.options} != {options}"
+        if up is not None:
+            assert seg.urgent_pointer == up, f"urgent pointer {seg.urgent_pointer} != {up}: {seg!r}"
         return seg
 
     def expect_nothing(self, until: float | None = None) -> None:
