@@ -79,6 +79,7 @@ class Requirement:
     section: str
     text: str
     testability: str
+    uncovered_reason: str | None = None  # why no case can check it, when known specifically
 
 
 def load_requirements(path: Path = _DATA) -> list[Requirement]:
@@ -86,7 +87,7 @@ def load_requirements(path: Path = _DATA) -> list[Requirement]:
     with path.open("rb") as f:
         data = tomllib.load(f)
     return [
-        Requirement(r["id"], r["level"], r["section"], r["text"], r["testability"])
+        Requirement(r["id"], r["level"], r["section"], r["text"], r["testability"], r.get("uncovered_reason"))
         for r in data["requirement"]
     ]
 
@@ -181,7 +182,9 @@ def report(found: Scan, requirements: list[Requirement] | None = None) -> dict[s
                 "text": r.text,
                 "testability": r.testability,
                 "cases": cases,
-                "uncovered_reason": None if cases else _WHY_UNCOVERED.get(r.testability, "no case yet"),
+                "uncovered_reason": None
+                if cases
+                else r.uncovered_reason or _WHY_UNCOVERED.get(r.testability, "no case yet"),
             }
         )
         tally = summary.setdefault(r.level, {"total": 0, "covered": 0})

@@ -244,6 +244,15 @@ class Executor:
                 )
                 self.session.inject(bytes(reset))
 
+    def drain(self) -> None:
+        """Record what the DUT sent that no line consumed, so the trace and the pcap
+        show every packet (a retransmission nobody expected is worth seeing)."""
+        try:
+            while (got := self.session.sniff(self.session.now())) is not None:
+                self.note("out", describe(got.packet), 0, got.packet, at=got.time)
+        except Exception as e:  # a broken session must not hide the verdict
+            self.note("note", f"could not drain the capture: {e}")
+
     def flow_for(self, action: sx.PacketEvent) -> Flow:
         """The connection a line belongs to: the default flow, or, for a TCP line whose
         explicit ports name another bench port, that port's own flow."""
@@ -692,6 +701,7 @@ def run_case(
         result.verdict, result.reason = Verdict.ERROR, str(e)
     finally:
         try:
+            executor.drain()
             if init_ran and script.cleanup_command is not None:
                 session.apply(Setting("shell", script.cleanup_command.command))
         finally:
