@@ -300,6 +300,8 @@ class _Lexer:
             return pos + 1
         end = pos + best_len
         word = text[pos:end]
+        if best_kind is TokenKind.IPV4 and any(int(octet) > 255 for octet in word.split(".")):
+            self.error(pos, f"bad IPv4 address {word}: each of its four numbers must be 0..255")
         if best_kind is TokenKind.WORD:
             replacement = self.cli_defines.get(word, self.script_defines.get(word))
             if replacement is not None:

@@ -15,6 +15,7 @@ starts an event.  :func:`parse` raises the first error with all of them attached
 from __future__ import annotations
 
 import dataclasses
+import errno as _errno
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -93,6 +94,7 @@ __all__ = ["parse", "parse_file"]
 U8, U16, U20, U24, U32, U64 = 0xFF, 0xFFFF, 0xFFFFF, 0xFFFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
 _IP_VERSIONS = {"ipv4": 4, "ipv4-mapped-ipv6": 4, "ipv6": 6}
 _ECN = {ecn.value: ecn for ecn in Ecn}
+_ERRNO_NAMES = frozenset(_errno.errorcode.values())  # Linux's names, as scripts write them
 _FLAG_LETTERS = "SFRPUEWA."
 _FUNCTIONS = ("htons", "htonl", "inet_addr", "inet6_addr")
 _TCP_FIELDS = ("ack", "win", "urg")
@@ -429,7 +431,12 @@ class _Parser:
         ret = self.expr()
         errno = None
         if self.tok.is_word() and not self.tok.bol:
-            errno = self.advance().text
+            word = self.advance()
+            errno = word.text
+            if errno not in _ERRNO_NAMES:
+                self.report(
+                    word, f"unknown errno name {errno!r} after the return value (EINVAL, EAGAIN, ...)"
+                )
         note = None
         if self.tok.is_punct("(") and not self.tok.bol:
             note = self.note()

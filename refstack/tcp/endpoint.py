@@ -928,6 +928,7 @@ class TcpEndpoint:
         """Our FIN is out (maybe again): ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK (§3.10.4)."""
         self.fin_seq = seq
         self.snd_nxt = max(self.snd_nxt, seq + 1)
+        self.snd_max = max(self.snd_max, self.snd_nxt)  # a retransmission may carry it first
         if self.state in (S.ESTABLISHED, S.SYN_RECEIVED):
             self.state = S.FIN_WAIT_1
         elif self.state == S.CLOSE_WAIT:
@@ -1346,6 +1347,10 @@ class TcpEndpoint:
         if not self._acceptable(seg):
             counters["tcp_rx_unacceptable"] += 1
             if seg.rst:
+                return
+            if seg.syn:  # Linux tcp_validate_incoming: an out-of-window SYN is a challenge
+                counters["tcp_challenge_ack_syn"] += 1  # (rate-limited, RFC 5961 §4, §7)
+                self._send_challenge_ack(now)
                 return
             if seg.seg_len:
                 # Linux's tcp_send_dupack: a segment carrying data or FIN is always
