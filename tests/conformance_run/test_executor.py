@@ -83,7 +83,12 @@ def test_known_verdicts_on_refstack_identical_every_run(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(n for n in EXPECTED if n != "ten_seconds.pkt"))
 def test_known_verdicts_on_linux_three_runs_in_a_row(name: str) -> None:
     target = linux_or_skip()
-    verdicts = [run_case(SCRIPTS / name, target).verdict for _ in range(3)]
+    # The default test run keeps both cores busy (xdist, fuzzers) while these real-time
+    # scripts run: 25 ms of tolerance (the command line's, as packetdrill's
+    # --tolerance_usecs) absorbs that load; every expected timing failure here is off by
+    # hundreds of milliseconds, and no delayed-ACK check is within 25 ms of an immediate one.
+    loaded = {"tolerance_usecs": "25000"}
+    verdicts = [run_case(SCRIPTS / name, target, cli_options=loaded).verdict for _ in range(3)]
     assert verdicts == [EXPECTED[name][1]] * 3
 
 
