@@ -74,7 +74,57 @@ def environment(packages: Iterable[str] = DEFAULT_PACKAGES) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "targets": _targets(),
         "refstack_profile": _refstack_profile(),
+        "namespace_sysctls": _namespace_sysctls(),
+        "ef_options": "Onload's defaults; cases set their own with --ef= (see each case)",
     }
+
+
+def _namespace_sysctls() -> dict[str, str]:
+    """The sysctls refstack models whose value in a fresh network namespace here differs
+    from refstack's default profile (which is meant to be Linux's fresh-namespace
+    defaults): ``{key: "namespace VALUE, refstack VALUE"}``.  Empty when no namespace
+    can be made (the linux target is unavailable then anyway)."""
+    import dataclasses  # noqa: PLC0415
+
+    from conformance.netns import NetNamespace  # noqa: PLC0415 -- needs root
+    from refstack.profile import SYSCTL_FIELDS, Profile  # noqa: PLC0415
+
+    values: dict[str, str] = {}
+
+    def read() -> None:
+        for short in SYSCTL_FIELDS:
+            for prefix in ("ipv4", "core"):
+                path = f"/proc/sys/net/{prefix}/{short.replace('.', '/')}"
+                try:
+                    with open(path, encoding="ascii") as f:
+                        values[f"net.{prefix}.{short}"] = " ".join(f.read().split())
+                except OSError:
+                    continue
+                break
+
+    try:
+        ns = NetNamespace()
+    except OSError:
+        return {}
+    try:
+        ns.start_thread(read, "sysctl-reader").join(timeout=10)
+    except OSError:
+        return {}
+    finally:
+        ns.close()
+    default = dataclasses.asdict(Profile())
+    differing: dict[str, str] = {}
+    for key, raw in sorted(values.items()):
+        short = key.removeprefix("net.ipv4.").removeprefix("net.core.")
+        field, parse = SYSCTL_FIELDS[short]
+        try:
+            parsed = parse(raw)  # type: ignore[operator]
+        except ValueError:
+            differing[key] = f"namespace {raw}, refstack {default[field]} (a value refstack does not model)"
+            continue
+        if parsed != default[field]:
+            differing[key] = f"namespace {raw}, refstack {default[field]}"
+    return differing
 
 
 def _targets() -> dict[str, dict[str, Any]]:
