@@ -40,6 +40,12 @@ Where refstack differs from Onload, on purpose:
   most 4096 filters per application on pre-X2 adapters; the doc names no
   option, and sapi-ts reads the limit from TE_HW_FILTERS).  Default 4096.
 
+EF_UDP_SEND_NONBLOCK_NO_PACKETS_MODE (0: a UDP send short of packet buffers
+waits, so a non-blocking one gets EAGAIN; 1: ENOBUFS) is modelled with the packet
+buffers (:mod:`refstack.nic.buffers`); its TCP twin is not (refstack's TCP send
+path never waits for packet buffers: a segment without one is dropped and sent
+again).
+
 Unknown EF_* names are not an error, as in Onload (EF_VALIDATE_ENV only warns):
 :attr:`Config.unknown` lists names that are no Onload option refstack knows of,
 :attr:`Config.ignored` Onload options refstack does not model.
@@ -196,6 +202,8 @@ OPTIONS: tuple[Option, ...] = (
        lo=0, hi=1_000_000_000),
     _O("EF_MAX_TX_PACKETS", "max_tx_packets", "int", 24576, "packet buffers the transmit path may use",
        lo=0, hi=1_000_000_000),
+    _O("EF_UDP_SEND_NONBLOCK_NO_PACKETS_MODE", "udp_send_nonblock_no_packets_mode", "bool", False,
+       "a UDP send short of packet buffers: 0 waits (EAGAIN when non-blocking), 1 fails with ENOBUFS"),
     # --- TCP --------------------------------------------------------------------------------
     _O("EF_TCP_BACKLOG_MAX", "tcp_backlog_max", "int", 256,
        "embryonic (SYN-RECEIVED) connections per listening socket", lo=0, hi=UINT32_MAX),
@@ -253,7 +261,7 @@ _ONLOAD_NAMES = """
     EF_TCP_TSOPT_MODE EF_TCP_URG_MODE EF_UDP_CONNECT_HANDOVER EF_UDP_FORCE_REUSEPORT
     EF_UDP_PORT_HANDOVER2_MAX EF_UDP_PORT_HANDOVER2_MIN EF_UDP_PORT_HANDOVER3_MAX
     EF_UDP_PORT_HANDOVER3_MIN EF_UDP_PORT_HANDOVER_MAX EF_UDP_PORT_HANDOVER_MIN EF_UDP_RCVBUF
-    EF_UDP_RECV_SPIN EF_UDP_SEND_NONBLOCK_NO_PACKETS_MODE EF_UDP_SEND_SPIN EF_UDP_SEND_UNLOCKED
+    EF_UDP_RECV_SPIN EF_UDP_SEND_SPIN EF_UDP_SEND_UNLOCKED
     EF_UDP_SEND_UNLOCK_THRESH EF_UDP_SNDBUF EF_UL_EPOLL EF_VALIDATE_ENV
 """
 ONLOAD_OPTIONS: frozenset[str] = frozenset(_ONLOAD_NAMES.split())
@@ -283,6 +291,7 @@ class Config:
     max_packets: int = 32768
     max_rx_packets: int = 24576
     max_tx_packets: int = 24576
+    udp_send_nonblock_no_packets_mode: bool = False
     tcp_backlog_max: int = 256
     tcp_synrecv_max: int = 1024
     acceptq_max_backlog: int = 4096

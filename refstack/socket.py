@@ -819,6 +819,7 @@ class _UdpFile(_SocketFile):
         if self.shut_wr:  # Linux sock_alloc_send_pskb: a pending error first, then EPIPE
             pending = self.core.take_error()
             raise _err(pending or _errno.EPIPE)
+        self.rt.stack.onload.udp_send(self.core.onload, len(data))  # Onload packet buffers
         return self.core.sendto(data, dest, now)
 
     def recv(self, n: int, *, peek: bool, may_wait: bool) -> tuple[bytes, Address | None, int]:
@@ -857,7 +858,8 @@ class _UdpFile(_SocketFile):
         return bool(core.rx) or core.error != 0 or self.shut_rd
 
     def send_ready(self) -> bool:
-        return self.core.writable or self.core.error != 0
+        writable = self.core.writable and self.rt.stack.onload.udp_send_ready(self.core.onload)
+        return writable or self.core.error != 0
 
 
 class _TcpFile(_SocketFile):
@@ -869,6 +871,8 @@ class _TcpFile(_SocketFile):
     def __init__(self, rt: Runtime, proto: int, core: TcpCore | None = None) -> None:
         super().__init__(rt, proto)
         self.core: TcpCore = core if core is not None else _tcp_layer_endpoint(rt)()
+        if core is None:  # EF_TCP_SNDBUF / EF_TCP_RCVBUF (accepted sockets inherit)
+            rt.stack.onload.tcp_buffer_defaults(self.core)
         self.connecting = False  # a non-blocking connect said EINPROGRESS, nothing since
         self.broadcast = False  # stored, as Linux does for any socket; no effect on TCP
         self.tcp_pmtudisc = IP_PMTUDISC_WANT

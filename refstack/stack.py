@@ -60,15 +60,19 @@ class Stack:
 
     ``config`` holds the stack's EF_* options (:class:`~refstack.config.Config`;
     default: Onload's defaults, never the process environment: a caller wanting
-    that passes ``Config.from_env()``).  Wired so far: ``config.name`` (EF_NAME)
-    names the stack unless ``name`` is given, and the options the profile has a
-    knob for, when set explicitly, override the profile
-    (:meth:`Profile.with_config`: RTOs, FIN timeout, MSL, SYN and accept backlogs).
-    Not yet wired (the Onload model's next steps): the VNIC rings (EF_RXQ_SIZE,
-    EF_TXQ_SIZE), packet buffers (EF_MAX_*PACKETS), the filter table
-    (EF_MAX_FILTERS), endpoint limits (EF_MAX_ENDPOINTS, EF_TCP_SYNRECV_MAX),
-    EF_NO_FAIL handover, EF_TCP/EF_UDP, interface lists, socket buffer overrides
-    and the multicast options.
+    that passes ``Config.from_env()``).  Wired: ``config.name`` (EF_NAME) names the
+    stack unless ``name`` is given; the options the profile has a knob for, when set
+    explicitly, override the profile (:meth:`Profile.with_config`: EF_RFC_RTO_*,
+    EF_TCP_FIN_TIMEOUT, EF_TCP_TCONST_MSL, EF_TCP_BACKLOG_MAX,
+    EF_ACCEPTQ_MAX_BACKLOG); and the Onload model (:attr:`onload`,
+    :mod:`refstack.nic.model`): endpoints (EF_MAX_ENDPOINTS, EF_TCP_SYNRECV_MAX),
+    the filter table (EF_MAX_FILTERS), EF_NO_FAIL handover, EF_TCP/EF_UDP, the
+    interface lists, the VNIC rings (EF_RXQ_SIZE, EF_TXQ_SIZE), packet buffers
+    (EF_MAX_PACKETS, EF_MAX_RX_PACKETS, EF_MAX_TX_PACKETS,
+    EF_UDP_SEND_NONBLOCK_NO_PACKETS_MODE), TCP socket buffer overrides
+    (EF_TCP_SNDBUF, EF_TCP_RCVBUF) and the multicast options (EF_MCAST_RECV,
+    EF_MCAST_SEND, EF_MCAST_JOIN_HANDOVER).  Its counters are
+    ``onload.counters``, apart from the Linux-like :attr:`counters`.
     """
 
     def __init__(
@@ -149,8 +153,8 @@ class Stack:
         self._advance(now)
         iface = self.interfaces[interface] if interface is not None else self.primary
         self.counters["rx_frames"] += 1
-        if not self.onload.rx_frame():
-            return  # the RX ring is full: the NIC drops the frame
+        if not self.onload.rx_frame(frame, iface):
+            return  # the RX ring is full, or no RX packet buffer is free: dropped
         for tap in self.taps:
             tap("rx", iface.name, now, frame)
         if not iface.is_ethernet:
@@ -209,6 +213,8 @@ class Stack:
         if iface.name == LOOPBACK or self.ip.is_local(dst):
             self._loopback.append((datagram, None))
             return
+        if not self.onload.tx_frame():
+            return  # no TX packet buffer: dropped (TCP retransmits)
         if iface.mac is None:
             iface.tx.append(datagram)
         elif self.ip.is_broadcast(dst):

@@ -180,7 +180,9 @@ class UdpEndpoint:
     def _send_multicast(self, data: bytes, group: Ipv4Addr, port: int, now: float) -> int:
         """RFC 1112 §6.1: TTL IP_MULTICAST_TTL, out of IP_MULTICAST_IF (else the bound
         address's interface, else the route's), and a copy back to our own members
-        when IP_MULTICAST_LOOP is on (Linux ip_mc_output)."""
+        when IP_MULTICAST_LOOP is on (Linux ip_mc_output) and, for an accelerated
+        socket with EF_MCAST_SEND set, when that allows loopback to the same stack
+        (:meth:`~refstack.nic.model.OnloadModel.multicast_loops`)."""
         stack = self._layer.stack
         assert self.local is not None
         iface = self._layer.multicast_interface(self.mc_ifindex, self.mc_if)
@@ -210,7 +212,11 @@ class UdpEndpoint:
             )
         stack.counters["udp_tx"] += 1
         stack.counters["udp_tx_multicast"] += 1
-        if self.mc_loop and stack.accepts_multicast(group, iface, src):
+        if (
+            self.mc_loop
+            and stack.accepts_multicast(group, iface, src)
+            and stack.onload.multicast_loops(self.onload)
+        ):
             looped = build_ipv4(src, group, PROTO_UDP, datagram, ttl=self.mc_ttl, tos=self.tos)
             stack.loop_back(looped, iface)
         return len(data)

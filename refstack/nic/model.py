@@ -27,6 +27,24 @@ than ``EF_RXQ_SIZE`` of them and the rest are dropped (``rx_nodesc_drops``, the
 NIC's "no descriptor" drop) and TCP recovers by retransmission.  A poll hands the
 driver at most ``EF_TXQ_SIZE`` frames; the rest wait in the stack's overflow
 queue (``tx_oflow``) for the next poll.
+
+Packet buffers (``EF_MAX_PACKETS``, ``EF_MAX_RX_PACKETS``, ``EF_MAX_TX_PACKETS``;
+:mod:`refstack.nic.buffers`): a received frame needs an RX buffer, and payload
+queued on an accelerated socket keeps its buffers (found by a read-only look at
+the sockets, :meth:`OnloadModel.rx_held`); with none free the frame is dropped
+(``memory_pressure_drops``) and TCP recovers by retransmission.  A frame waiting
+in the TX ring or overflow queue holds a TX buffer; a UDP send that cannot get
+its buffers fails with ENOBUFS when ``EF_UDP_SEND_NONBLOCK_NO_PACKETS_MODE=1``,
+else waits for them like Linux waits for send memory (a non-blocking socket gets
+EAGAIN); any other frame without a TX buffer is dropped
+(``memory_pressure_tx_drops``: TCP retransmits it).  Handed-over sockets use the
+kernel's memory, not the pool.
+
+Option effects wired here too: ``EF_TCP_SNDBUF``/``EF_TCP_RCVBUF`` (the default
+buffers of a new accelerated TCP socket, :meth:`OnloadModel.tcp_buffer_defaults`),
+``EF_MCAST_SEND`` (:meth:`OnloadModel.multicast_loops`) and ``EF_MCAST_RECV=0``
+(memberships get no filter, so their datagrams are counted as kernel-path
+traffic, ``no_match_pass_to_kernel_udp``, and still delivered).
 """
 
 from __future__ import annotations
@@ -37,20 +55,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..config import McastJoinHandover
+from ..config import McastJoinHandover, McastSend
 from ..counters import Counters
 from ..wire.addresses import Ipv4Addr, ipv4_str
+from ..wire.errors import WireError
+from ..wire.ethernet import ETHERTYPE_IPV4, EthernetFrame
+from ..wire.ipv4 import Ipv4Packet
+from ..wire.tcp import TcpSegment
+from .buffers import BufferPool
 from .filters import Filter, FilterKind, FilterTable, FilterTableFullError
 
 if TYPE_CHECKING:
     from ..net.interface import Interface
     from ..stack import Stack
     from ..tcp.endpoint import TcpEndpoint
+    from ..udp import UdpEndpoint
 
 __all__ = ["OnloadModel", "SocketRecord"]
 
 ANY = bytes(4)
 TCP, UDP = 6, 17
+DEFAULT_MSS = 536  # RFC 9293 §3.7.1: a connection that has not advertised one yet
 
 
 @dataclass
@@ -81,6 +106,8 @@ class OnloadModel:
         self.sockets: dict[int, SocketRecord] = {}
         self.endpoints_used = 0
         self.rx_fill = 0
+        self.buffers = BufferPool(config.max_packets, config.max_rx_packets, config.max_tx_packets)
+        self._tx_wanted: dict[int, int] = {}  # owner -> TX buffers a blocked UDP send waits for
         self._next_owner = 0
 
     # --- the resources ------------------------------------------------------------------
@@ -171,6 +198,7 @@ class OnloadModel:
     def close(self, owner: int) -> None:
         """The socket is gone for good: its endpoint and filters are free again."""
         record = self.sockets.pop(owner, None)
+        self._tx_wanted.pop(owner, None)
         if record is None:
             return
         self.filters.remove(owner)
@@ -262,19 +290,154 @@ class OnloadModel:
                 return iface
         return None
 
-    # --- frames -------------------------------------------------------------------------
-    def rx_frame(self) -> bool:
+    # --- frames ------------------------------------------------------------------------
+    def rx_frame(self, frame: bytes = b"", iface: Interface | None = None) -> bool:
         """A frame arrived: it takes an RX descriptor, or is dropped when the ring is
-        full (the stack has not polled since ``EF_RXQ_SIZE`` frames arrived)."""
+        full (the stack has not polled since ``EF_RXQ_SIZE`` frames arrived); then an
+        RX packet buffer, or is dropped for memory pressure.
+
+        Under memory pressure Onload still takes the segment that fills the hole at
+        the head of a connection's out-of-order queue, from a small reserve (the
+        ``pressure_pool`` of ``onload_stackdump``): else the queued segments, which
+        cannot be read before it, would hold the buffers forever."""
         if self.rx_fill >= self.rxq_size:
             self.counters["rx_nodesc_drops"] += 1
             return False
+        pool = self.buffers
+        pool.set_rx(self.rx_held())
+        pool.set_tx(self.tx_held())
+        if not pool.rx_room():
+            if not self._fills_a_hole(frame, iface):
+                self.counters["memory_pressure_drops"] += 1
+                return False
+            self.counters["memory_pressure_pool_used"] += 1
         self.rx_fill += 1
         return True
+
+    def _fills_a_hole(self, frame: bytes, iface: Interface | None) -> bool:
+        """Whether ``frame`` is the next in-order TCP segment of an accelerated
+        connection whose out-of-order queue holds data."""
+        try:
+            if iface is not None and iface.is_ethernet:
+                eth = EthernetFrame(frame)
+                if eth.ethertype != ETHERTYPE_IPV4:
+                    return False
+                frame = bytes(eth.payload)
+            ip = Ipv4Packet(frame)
+            if ip.protocol != TCP or ip.is_fragment:
+                return False
+            seg = TcpSegment(ip.payload)
+        except WireError:
+            return False
+        conn = self.stack.tcp.connections.get((ip.dst, seg.dst_port, ip.src, seg.src_port))
+        if conn is None or conn.onload is None or not conn.onload.accelerated:
+            return False
+        return conn.ooo.bytes_queued > 0 and seg.seq == conn.rcv_nxt
 
     def polled(self) -> None:
         """The stack polled: every RX descriptor is free again."""
         self.rx_fill = 0
+
+    def rx_held(self) -> int:
+        """RX buffers held by payload queued on accelerated sockets: one per UDP
+        datagram, ``ceil(bytes / MSS)`` for a TCP connection's receive and out-of-order
+        queues (a read-only look at the endpoints)."""
+        held = 0
+        udp_ports: dict[int, list[UdpEndpoint]] = getattr(self.stack.udp, "_bound", {})
+        for endpoints in udp_ports.values():
+            for ep in endpoints:
+                if ep.rx and ep.onload.accelerated:
+                    held += len(ep.rx)
+        for conn in self.stack.tcp.connections.values():
+            record = conn.onload
+            if record is None or not record.accelerated:
+                continue
+            queued = len(conn.rcv_buf) + conn.ooo.bytes_queued
+            if queued:
+                held += -(-queued // (conn.mss_advertised or DEFAULT_MSS))
+        return held
+
+    def tx_held(self) -> int:
+        """TX buffers held by frames in the TX rings and overflow queues."""
+        return sum(len(i.tx) for i in self.stack.interfaces.values() if i.name != "lo")
+
+    def tx_frame(self) -> bool:
+        """A frame is about to be queued for the TX ring: it takes a TX buffer, or is
+        dropped (``memory_pressure_tx_drops``) and left to TCP's retransmission."""
+        pool = self.buffers
+        pool.set_tx(self.tx_held())
+        if not pool.tx_room():
+            self.counters["memory_pressure_tx_drops"] += 1
+            return False
+        pool.set_tx(pool.tx + 1)
+        return True
+
+    def udp_send(self, record: SocketRecord, size: int) -> None:
+        """Before a UDP send of ``size`` bytes: the TX buffers its frames need (one per
+        IP fragment).  Short of them, EF_UDP_SEND_NONBLOCK_NO_PACKETS_MODE=1 fails with
+        ENOBUFS; 0 (the default) behaves as Linux short of send memory: the call would
+        block (``BlockingIOError``), so a blocking socket waits for the TX ring to drain
+        and a non-blocking one gets EAGAIN.  (Onload's doc for mode 0: "Onload will
+        mimic Linux kernel stack behaviour and block for packet buffers to be
+        available", even in a non-blocking call; a sans-I/O attempt cannot block, and
+        EAGAIN is what the non-blocking call would see were it to give up.)"""
+        if not record.accelerated:
+            return  # the kernel's memory, not the pool's
+        needed = self._frames_for(size)
+        pool = self.buffers
+        pool.set_tx(self.tx_held())
+        if pool.tx_room(needed):
+            self._tx_wanted.pop(record.owner, None)
+            return
+        self.counters["udp_send_no_pkt_buf"] += 1
+        if self.stack.config.udp_send_nonblock_no_packets_mode:
+            raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))
+        self._tx_wanted[record.owner] = needed
+        raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    def udp_send_ready(self, record: SocketRecord) -> bool:
+        """Whether the TX buffers a blocked UDP send waits for are free (writability)."""
+        if not record.accelerated:
+            return True
+        self.buffers.set_tx(self.tx_held())
+        return self.buffers.tx_room(self._tx_wanted.get(record.owner, 1))
+
+    def _frames_for(self, size: int) -> int:
+        """The frames a UDP datagram of ``size`` payload bytes becomes (RFC 791 fragments)."""
+        mtu = self.stack.primary.mtu
+        if size + 28 <= mtu:
+            return 1
+        per_fragment = (mtu - 20) // 8 * 8
+        return -(-(size + 8) // per_fragment)
+
+    # --- option effects --------------------------------------------------------------------
+    def tcp_buffer_defaults(self, core: object) -> None:
+        """EF_TCP_SNDBUF / EF_TCP_RCVBUF: a new accelerated TCP socket's SO_SNDBUF /
+        SO_RCVBUF, doubled as Linux doubles a request (Onload ``ci_tcp_state_init``:
+        ``so.sndbuf = oo_adjust_SO_XBUF(tcp_sndbuf_user)``; 0 leaves the default)."""
+        record = getattr(core, "onload", None)
+        if record is None or not record.accelerated:
+            return
+        config = self.stack.config
+        if config.tcp_sndbuf:
+            core.sndbuf = 2 * config.tcp_sndbuf  # type: ignore[attr-defined]
+        if config.tcp_rcvbuf:
+            core.rcvbuf = 2 * config.tcp_rcvbuf  # type: ignore[attr-defined]
+
+    def multicast_loops(self, record: SocketRecord) -> bool:
+        """Whether a multicast send of an IP_MULTICAST_LOOP socket is looped back to
+        this stack's own members.  EF_MCAST_SEND: 0 (none) and 2 (ext: other stacks,
+        by hardware loopback) do not loop to the same stack, 1 (local) and 3 (all) do,
+        governed by IP_MULTICAST_LOOP.  Unset, refstack keeps Linux's behaviour (the
+        corpus compares with Linux); a handed-over socket sends through the kernel,
+        which loops per IP_MULTICAST_LOOP."""
+        config = self.stack.config
+        if not record.accelerated or not config.is_set("EF_MCAST_SEND"):
+            return True
+        if config.mcast_send & McastSend.LOCAL:
+            return True
+        self.counters["mcast_send_loop_suppressed"] += 1
+        return False
 
     def classify(self, protocol: int, local: tuple[Ipv4Addr, int], remote: tuple[Ipv4Addr, int]) -> bool:
         """Whether a received TCP/UDP datagram hit one of the stack's filters (counted

@@ -112,10 +112,7 @@ def render_netif(stack: Stack, *, stack_id: int = 0, process: ProcessInfo | None
     lines.append(
         f"  sock_bufs: max={cfg.max_endpoints} n_allocated={len(views)} tcp={tcp} udp={len(views) - tcp}"
     )
-    lines.append(
-        f"  pkt_bufs: max={cfg.max_packets} rx_max={cfg.max_rx_packets} tx_max={cfg.max_tx_packets}"
-        " (limits: packet buffers not modelled yet)"
-    )
+    lines += render_pkt_bufs(stack)
     r = introspect.reassembly(stack)
     lines.append(
         f"  reassembly: queues={r.queues} mem={r.memory} high_thresh={r.high_thresh}"
@@ -205,6 +202,27 @@ def _udp_lines(stack: Stack, ep: UdpEndpoint) -> list[str]:
     for iface, group in introspect.memberships(stack, ep):
         lines.append(f"  mcast: member of {group} on {iface}")
     return lines
+
+
+def render_pkt_bufs(stack: Stack) -> list[str]:
+    """The packet-buffer pool as ``ci_netif_dump`` prints it (netif_debug.c): the whole
+    pool, then the receive path (buffers held by payload queued on sockets; rx_ring
+    counts the frames in the RX ring since the last poll, already handled), then the
+    transmit path (frames in the TX ring and the overflow queue)."""
+    model = stack.onload
+    pool = model.buffers
+    rx, tx = model.rx_held(), model.tx_held()
+    pool.set_rx(rx)
+    pool.set_tx(tx)
+    ring = min(tx, model.txq_size)
+    pressure = model.counters["memory_pressure_pool_used"]
+    return [
+        f"  pkt_bufs: max={pool.max_packets} alloc={pool.allocated} free={pool.free} async=0",
+        f"  pkt_bufs: rx={rx} rx_ring={model.rx_fill} rx_queued={rx} pressure_pool={pressure}"
+        f" max_rx={pool.max_rx} high_water={pool.rx_high_water}",
+        f"  pkt_bufs: tx={tx} tx_ring={ring} tx_oflow={tx - ring} max_tx={pool.max_tx}"
+        f" high_water={pool.tx_high_water}",
+    ]
 
 
 def render_sockets(stack: Stack) -> str:
