@@ -5,6 +5,7 @@
     refstack stackdump [STACK ...] [COMMAND ...]    state of stacks (onload_stackdump)
     refstack fuser [--pids]                         processes holding stacks (onload_fuser)
     refstack tcpdump [-w FILE] [-c COUNT] [-i IFACE] STACK   a stack's traffic (onload_tcpdump)
+    refstack run [--tap DEV | --tun DEV] [...] -- program.py args   a program on refstack (onload)
 
 Stacks are found through their control sockets in the runtime directory
 (:mod:`refstack.control`; ``--runtime-dir`` or ``$REFSTACK_RUNTIME_DIR``).  Exit
@@ -92,7 +93,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tcpdump.add_argument(
         "-i", dest="interface", metavar="IFACE", help="interface (default: the stack's first)"
     )
-    return parser, {"stackdump": dump, "fuser": fuser, "tcpdump": tcpdump}
+    run = sub.add_parser(
+        "run",
+        help="run an unmodified Python program on refstack (onload)",
+        description="Run a Python program with socket, select and selectors served by refstack"
+        " on a TAP/TUN device: refstack run [options] -- program.py args (or -- -m module args).",
+    )
+    from .run.main import add_arguments  # noqa: PLC0415 - keeps the other tools light
+
+    add_arguments(run)
+    return parser, {"stackdump": dump, "fuser": fuser, "tcpdump": tcpdump, "run": run}
 
 
 def _count(text: str) -> int:
@@ -190,13 +200,29 @@ def run_tcpdump(args: argparse.Namespace) -> int:
     return 0
 
 
-TOOLS = {"stackdump": run_stackdump, "fuser": run_fuser, "tcpdump": run_tcpdump}
+def run_program(args: argparse.Namespace) -> int:
+    """``run [options] -- program.py args``: the program on refstack (:mod:`refstack.run`)."""
+    from .run.main import RunError, run  # noqa: PLC0415
+
+    try:
+        return run(args, list(args.program))
+    except RunError as e:
+        raise UsageError(str(e)) from None
+
+
+TOOLS = {"stackdump": run_stackdump, "fuser": run_fuser, "tcpdump": run_tcpdump, "run": run_program}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``refstack TOOL ...``; returns the exit status."""
     parser, tools = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    program: list[str] = []
+    if words and words[0] == "run" and "--" in words:  # everything after -- is the program's
+        cut = words.index("--")
+        words, program = words[:cut], words[cut + 1 :]
+    args, extra = parser.parse_known_args(words)
+    args.program = program
     if extra:  # reported by the tool's parser, so that the message names the tool
         tools[args.tool].error(f"unrecognized arguments: {' '.join(extra)}")
     prog = f"refstack {args.tool}"
