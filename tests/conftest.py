@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -15,7 +16,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--long", action="store_true", help="run the opt-in long tests (fuzzing)")
+    with contextlib.suppress(ValueError):  # interop/conftest.py may have added it already
+        parser.addoption("--long", action="store_true", help="run the opt-in long tests (fuzzing)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
