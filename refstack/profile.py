@@ -73,7 +73,7 @@ class Profile:
     tcp_keepalive_intvl: float = 75.0
     tcp_keepalive_probes: int = 9
     tcp_max_syn_backlog: int = 2048
-    tcp_syncookies: int = 1  # Linux default; refstack sends no cookies (see OnloadModel.syn_queue_full)
+    tcp_syncookies: int = 1  # Linux default: cookies beyond a full SYN queue; 2 always, 0 off
     tcp_rto_initial: float = 1.0  # RFC 6298 §2.1
     tcp_rto_min: float = 0.2  # Linux TCP_RTO_MIN; RFC 6298 §2.4 says SHOULD 1 s
     tcp_rto_max: float = 120.0

@@ -23,6 +23,7 @@ RFC 1122 §3.3.3).  The path MTU per destination is learned from frag-needed
 from __future__ import annotations
 
 import errno
+import hashlib
 import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -49,19 +50,26 @@ if TYPE_CHECKING:
 
 
 class IpIdGenerator:
-    """RFC 6864 §4.1/§4.2: Identification values unique per (src, dst, protocol)
-    for non-atomic datagrams, each key's counter starting at a random value."""
+    """RFC 6864 §4.1/§4.2: Identification values that do not repeat quickly for a
+    (src, dst, protocol), from a fixed table of counters indexed by a hash of the
+    triple, as Linux's ip_idents (2048 buckets): memory stays bounded however many
+    peers send (a SYN flood from random sources must not grow it), each counter
+    starts at a random value drawn on its first use, and triples sharing a bucket
+    share a counter, which keeps their IDs distinct too."""
+
+    BUCKETS = 2048
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
-        self._next: dict[tuple[Ipv4Addr, Ipv4Addr, int], int] = {}
+        self._counters: list[int | None] = [None] * self.BUCKETS  # drawn on first use
 
     def next(self, src: Ipv4Addr, dst: Ipv4Addr, protocol: int) -> int:
-        key = (src, dst, protocol)
-        value = self._next.get(key)
+        digest = hashlib.blake2s(src + dst + bytes((protocol,)), digest_size=4).digest()
+        bucket = int.from_bytes(digest, "big") % self.BUCKETS
+        value = self._counters[bucket]
         if value is None:
             value = self._rng.getrandbits(16)
-        self._next[key] = (value + 1) & 0xFFFF
+        self._counters[bucket] = (value + 1) & 0xFFFF
         return value
 
 

@@ -13,6 +13,7 @@ what Linux does (see :mod:`refstack.profile`).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import struct
@@ -29,6 +30,7 @@ from .sack import Scoreboard, sack_blocks
 from .segment import Incoming
 from .seq import MASK
 from .state import TcpState
+from .syncookies import CookieOptions, encode_ts
 from .urgent import UrgentReceive, UrgentState, pointer_for, urgent_octet
 
 if TYPE_CHECKING:
@@ -751,6 +753,8 @@ class TcpEndpoint:
             self._rtx_timer.arm(now + self._syn_rto())
 
     _syn_in: Incoming | None = None
+    syncookie_stamp: float | None = None  # a listener: when it last sent a cookie (tcp_synq_overflow)
+    from_cookie = False  # made by a SYN cookie's ACK (refstack.tcp.syncookies)
     _last_data_sent = 0.0  # when new data last left (Linux lsndtime), for RFC 5681 §4.1
     _syn_window = 0
 
@@ -1165,7 +1169,9 @@ class TcpEndpoint:
         counters = self.layer.stack.counters
         if seg.rst:  # L1: an incoming RST is ignored
             return
-        if seg.has_ack:  # L2: <SEQ=SEG.ACK><CTL=RST>
+        if seg.has_ack:  # L2: <SEQ=SEG.ACK><CTL=RST>, unless it returns a SYN cookie
+            if not seg.syn and self.layer.cookie_ack(self, seg, now):
+                return
             self.layer.send_reset_for(seg, self, now)
             return
         if not seg.syn:  # L4: anything else is dropped
@@ -1173,15 +1179,77 @@ class TcpEndpoint:
             return
         # A FIN on the SYN is "queued for processing later" (L3): it is not acked, so
         # the peer sends it again once synchronized.  Linux drops SYN+FIN (D10).
-        # L3: a SYN.  Linux drops it when the accept queue is full (no syncookies here);
-        # full means more than the backlog (sk_acceptq_is_full), so listen(1) queues 2.
-        if self.accept_queue_full or self.layer.stack.onload.syn_queue_full(self):
+        # L3: a SYN.  Linux (tcp_conn_request) first decides on a SYN cookie (the SYN
+        # queue is full, or tcp_syncookies=2: refstack.tcp.syncookies), then drops the
+        # SYN when the accept queue is full, full meaning more than the backlog
+        # (sk_acceptq_is_full), so listen(1) queues 2.
+        want_cookie = self.layer.want_cookie(self)
+        if self.accept_queue_full or (not want_cookie and self.layer.stack.onload.syn_queue_full(self)):
             counters["tcp_listen_overflow"] += 1
+            return
+        if want_cookie:
+            self.layer.send_cookie(self, seg, now)
             return
         self.layer.spawn_child(self, seg, now)
 
     def start_passive(self, listener: TcpEndpoint, syn: Incoming, now: float) -> None:
         """L3 continued: set IRS/RCV.NXT, choose ISS, send <SYN,ACK>, -> SYN-RECEIVED."""
+        self._passive_setup(listener, syn, now, iss=None)
+        self._send_syn(now)
+
+    def send_cookie_synack(self, listener: TcpEndpoint, syn: Incoming, cookie: int, now: float) -> None:
+        """The SYN-ACK answering ``syn`` with a SYN cookie (RFC 4987 §3.6), from a TCB
+        that is set up as for L3 but never indexed, timed or kept (Linux sends it from a
+        request it frees at once).  ISS = ``cookie``.  Without timestamps Linux clears the
+        SYN's options (tcp_clear_options, ecn_ok = 0): MSS only; with them, the TSval's
+        low bits carry window scale, SACK and ECN (:func:`refstack.tcp.syncookies.encode_ts`)."""
+        profile = self.layer.stack.profile
+        if not (profile.tcp_timestamps and syn.ts is not None):
+            syn = dataclasses.replace(syn, wscale=None, sack_permitted=False, flags=syn.flags & ~(ECE | CWR))
+        self._passive_setup(listener, syn, now, iss=cookie)
+        options = self._syn_options(reply_to=syn)
+        if self.ts_ok:
+            carried = CookieOptions(self.snd_wscale if self.ws_ok else None, self.sack_ok, self.ecn_ok)
+            tsval = (encode_ts(int(now * 1000), carried) + self.ts_offset) & MASK
+            options = [Timestamps(tsval, o.tsecr) if isinstance(o, Timestamps) else o for o in options]
+        self._emit(SYN | ACK, self.iss, options=options)
+
+    def start_from_cookie(
+        self, listener: TcpEndpoint, ack: Incoming, mss: int, options: CookieOptions, now: float
+    ) -> None:
+        """The connection a valid SYN cookie creates (Linux cookie_v4_check,
+        tcp_get_cookie_sock): IRS = SEG.SEQ - 1, ISS = SEG.ACK - 1, the peer's MSS from
+        the cookie, window scale, SACK and ECN from the echoed timestamp (none without
+        one); then ``ack`` itself is processed as the handshake's last segment, so this
+        connection goes ESTABLISHED and into the accept queue, data and FIN included."""
+        flags = SYN | (ECE | CWR if options.ecn else 0)
+        syn = Incoming(
+            seq=(ack.seq - 1) & MASK,
+            ack=0,
+            flags=flags,
+            wnd=ack.wnd,
+            up=0,
+            payload=b"",
+            mss=mss,
+            wscale=options.wscale,
+            sack_permitted=options.sack,
+            ts=(ack.ts[0], 0) if ack.ts is not None else None,
+            source=ack.source,
+            destination=ack.destination,
+        )
+        self.from_cookie = True
+        self._passive_setup(listener, syn, now, iss=(ack.ack - 1) & MASK)
+        self.snd_nxt = self.snd_max = self.iss + 1  # the cookie's SYN-ACK was sent
+        self._window_field(syn=True)  # RCV.ADV: the window that SYN-ACK offered
+        self._last_send = now
+        ack = dataclasses.replace(ack, seq=self.rcv_nxt, ack=self.iss + 1, sack_blocks=())
+        self.segment_arrives(ack, now)
+        if self.state == S.SYN_RECEIVED:  # not taken after all: keep no half-open state
+            self._delete()
+
+    def _passive_setup(self, listener: TcpEndpoint, syn: Incoming, now: float, *, iss: int | None) -> None:
+        """L3's TCB for ``syn``: options copied from the listener, IRS, ISS (``iss``, else
+        RFC 6528's), the negotiated options, SYN-RECEIVED; nothing sent."""
         assert self.local is not None and self.remote is not None
         for name in (
             "nodelay",
@@ -1204,9 +1272,12 @@ class TcpEndpoint:
         self.parent = listener
         self.irs = syn.seq
         self.rcv_nxt = self.rcv_adv = syn.seq + 1
-        self.iss = self.layer.isn.isn(self.local[0], self.local[1], self.remote[0], self.remote[1], now)
-        if self.layer.reopen_isn is not None:  # the SYN reopened a TIME-WAIT connection
-            self.iss, self.layer.reopen_isn = self.layer.reopen_isn, None
+        if iss is not None:
+            self.iss = iss
+        else:
+            self.iss = self.layer.isn.isn(self.local[0], self.local[1], self.remote[0], self.remote[1], now)
+            if self.layer.reopen_isn is not None:  # the SYN reopened a TIME-WAIT connection
+                self.iss, self.layer.reopen_isn = self.layer.reopen_isn, None
         self.ts_offset = self.layer.isn.ts_offset(self.local[0], self.remote[0])
         self._init_send_space(now)
         self.state = S.SYN_RECEIVED
@@ -1215,7 +1286,6 @@ class TcpEndpoint:
         self.snd_wnd = syn.wnd  # the window in a SYN is never scaled (RFC 7323 §2.2)
         self.snd_wl1, self.snd_wl2 = syn.seq, self.iss
         self.max_snd_wnd = self.snd_wnd
-        self._send_syn(now)
 
     # --- §3.10.7.3 SYN-SENT ----------------------------------------------------------------
     def _syn_sent_arrives(self, seg: Incoming, now: float) -> None:
@@ -1448,7 +1518,7 @@ class TcpEndpoint:
             # -> ESTABLISHED; continue processing in that state.
             self.snd_una = seg.ack
             self._rtx_timer.cancel()
-            if self.retransmits == 0 and not self.ts_ok:
+            if self.retransmits == 0 and not self.ts_ok and not self.from_cookie:  # cookie SYN-ACK: untimed
                 self.rto.on_rtt_sample(now - self._last_send)
             elif self.ts_ok and seg.ts is not None and seg.ts[1]:
                 self._ts_rtt_sample(seg.ts[1], now)

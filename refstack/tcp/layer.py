@@ -9,6 +9,11 @@
 - Ephemeral ports for connect follow RFC 6056 §3.3.1 (random in
   ip_local_port_range), preferring even ports as Linux's connect() does.
 - ISNs come from RFC 6528 (:mod:`refstack.tcp.isn`), keyed from the stack's seed.
+- SYN cookies (RFC 4987 §3.6, :mod:`refstack.tcp.syncookies`): the decision
+  (:meth:`TcpLayer.want_cookie`), the cookie SYN-ACK and the check of the ACK that
+  returns one, which creates the connection, as Linux's tcp_conn_request and
+  cookie_v4_check; counted as Linux does (``SyncookiesSent``, ``SyncookiesRecv``,
+  ``SyncookiesFailed``, ``TCPReqQFullDoCookies``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from .isn import IsnGenerator
 from .segment import Incoming, incoming
 from .seq import MASK
 from .state import TcpState
+from .syncookies import COOKIE_VALID, NO_OPTIONS, SynCookies, decode_ts
 
 if TYPE_CHECKING:
     from ..stack import Stack
@@ -82,6 +88,7 @@ class TcpLayer:
         # the second it was drawn for and what is left of it.
         self.challenge_second = -1
         self.challenge_left = 0
+        self._syncookies: SynCookies | None = None
 
     def endpoint(self) -> TcpEndpoint:
         """A new socket's core; the Onload model gives it an endpoint or hands it over
@@ -194,6 +201,90 @@ class TcpLayer:
         self._bound.setdefault(child.local[1], []).append(child)
         listener.syn_queue.append(child)
         child.start_passive(listener, syn, now)
+
+    # --- SYN cookies (RFC 4987 §3.6; Linux tcp_conn_request, cookie_v4_check) --------------
+    @property
+    def syncookies(self) -> SynCookies:
+        """The stack's cookie secret, drawn from its seed when first needed."""
+        if self._syncookies is None:
+            self._syncookies = SynCookies(self.stack.rng.randbytes(16))
+        return self._syncookies
+
+    def want_cookie(self, listener: TcpEndpoint) -> bool:
+        """Whether a SYN to ``listener`` is answered with a cookie (Linux
+        tcp_conn_request): always with ``tcp_syncookies`` = 2; with 1 (the default) once
+        the SYN queue holds more than the listen backlog (inet_csk_reqsk_queue_is_full);
+        never with 0.  With the Onload SYN limits set (EF_TCP_SYNRECV_MAX,
+        EF_TCP_BACKLOG_MAX) Onload's rules apply, and its cookies (EF_TCP_SYNCOOKIES)
+        are off: :meth:`refstack.nic.model.OnloadModel.syn_queue_full` decides."""
+        mode = self.stack.profile.tcp_syncookies
+        if not mode:
+            return False
+        config = self.stack.config
+        if config.is_set("EF_TCP_SYNRECV_MAX") or config.is_set("EF_TCP_BACKLOG_MAX"):
+            return False
+        if mode != 2 and len(listener.syn_queue) <= listener.backlog:
+            return False
+        self.stack.counters["TCPReqQFullDoCookies"] += 1  # tcp_syn_flood_action
+        return True
+
+    def send_cookie(self, listener: TcpEndpoint, syn: Incoming, now: float) -> None:
+        """Answer ``syn`` with a cookie SYN-ACK and keep nothing but the listener's
+        "last overflow" time (Linux tcp_synq_overflow), which makes it check ACKs as
+        cookies for the next two minutes.  The MSS the cookie encodes is the SYN's
+        (536 without the option), clamped by the listener's TCP_MAXSEG."""
+        mss = syn.mss or self.stack.profile.tcp_default_mss
+        if listener.maxseg:
+            mss = min(mss, listener.maxseg)
+        (remote, rport), (local, lport) = syn.source, syn.destination
+        cookie, _ = self.syncookies.make((remote, rport, local, lport), syn.seq & MASK, mss, now)
+        listener.syncookie_stamp = now
+        self.stack.counters["SyncookiesSent"] += 1
+        synack = TcpEndpoint(self, parent=listener)  # never indexed: dropped once sent
+        synack.local, synack.remote = syn.destination, syn.source
+        synack.send_cookie_synack(listener, syn, cookie, now)
+
+    def cookie_ack(self, listener: TcpEndpoint, ack: Incoming, now: float) -> bool:
+        """Linux cookie_v4_check for an ACK (no SYN, no RST) that reached ``listener``:
+        True when it returned a valid cookie, which makes the connection (or is dropped
+        when the accept queue is full, as tcp_v4_syn_recv_sock drops it); False when
+        the listener handles it as usual (a RST): cookies off, none sent in the last
+        two minutes (tcp_synq_no_recent_overflow), an invalid cookie
+        (``SyncookiesFailed``), or an echoed timestamp asking for an option this stack
+        has turned off (cookie_timestamp_decode)."""
+        profile = self.stack.profile
+        counters = self.stack.counters
+        stamp = listener.syncookie_stamp
+        if not profile.tcp_syncookies or ack.rst or stamp is None or now - stamp > COOKIE_VALID:
+            return False
+        (remote, rport), (local, lport) = ack.source, ack.destination
+        conn = (remote, rport, local, lport)
+        mss = self.syncookies.check((ack.ack - 1) & MASK, conn, (ack.seq - 1) & MASK, now)
+        if mss is None:
+            counters["SyncookiesFailed"] += 1
+            return False
+        counters["SyncookiesRecv"] += 1
+        options = NO_OPTIONS
+        if ack.ts is not None and profile.tcp_timestamps:
+            tsecr = ack.ts[1]
+            if tsecr:
+                tsecr = (tsecr - self.isn.ts_offset(local, remote)) & MASK
+            options = decode_ts(tsecr)
+            if (options.sack and not profile.tcp_sack) or (
+                options.wscale is not None and not profile.tcp_window_scaling
+            ):
+                return False
+        if listener.accept_queue_full:
+            counters["tcp_accept_queue_overflow"] += 1  # Linux drops the ACK
+            return True
+        child = TcpEndpoint(self, parent=listener)
+        if listener.onload is not None:
+            child.onload = self.stack.onload.accepted(listener.onload.owner)
+        child.local, child.remote = ack.destination, ack.source
+        self.connections[(local, lport, remote, rport)] = child
+        self._bound.setdefault(lport, []).append(child)
+        child.start_from_cookie(listener, ack, mss, options, now)
+        return True
 
     def reopen_from_time_wait(self, tw: TcpEndpoint, syn: Incoming, now: float) -> bool:
         """RFC 9293 §3.6.1 MAY-2: a listener on the address takes a new SYN that reached
