@@ -178,10 +178,11 @@ class OnloadModel:
         Onload, when EF_TCP_BACKLOG_MAX / EF_TCP_SYNRECV_MAX are set (its syncookies
         are off by default, EF_TCP_SYNCOOKIES=0): at most EF_TCP_BACKLOG_MAX per
         listener and EF_TCP_SYNRECV_MAX in the whole stack.  Otherwise Linux
-        (tcp_conn_request): with ``tcp_syncookies`` on (its default) a SYN beyond the
-        request queue is answered with a cookie, which refstack approximates by keeping
-        the request; with it off the SYN is dropped once the listener holds more than
-        its backlog (inet_csk_reqsk_queue_is_full) or fewer than a quarter of
+        (tcp_conn_request): with ``tcp_syncookies`` on (its default) the TCP layer has
+        already answered a SYN beyond the request queue with a cookie
+        (:mod:`refstack.tcp.syncookies`), so a SYN that gets here finds room; with it
+        off the SYN is dropped once the listener holds more than its backlog
+        (inet_csk_reqsk_queue_is_full) or fewer than a quarter of
         ``tcp_max_syn_backlog`` places are left."""
         queued = len(listener.syn_queue)
         config, profile = self.stack.config, self.stack.profile
