@@ -2,7 +2,7 @@
 
 Impairment as the core issue asks: 5 % loss, reordering, duplication and 0.1 %
 corruption (the checksum must catch it), per seed.  The default run moves 200 kB
-per direction for 3 seeds; ``--long`` moves 10 MB per direction for 20 seeds.
+per direction for 3 seeds; ``--long`` moves 10 MB per direction for 50 seeds.
 """
 
 from __future__ import annotations
@@ -74,6 +74,6 @@ def test_impaired_transfer_both_directions(seed: int) -> None:
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("seed", range(50))
 def test_impaired_transfer_10mb_each_way(seed: int) -> None:
     transfer(seed, 10_000_000)
