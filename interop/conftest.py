@@ -257,9 +257,12 @@ def open_interop(
     kind: str = "tap",
     name: str = "refstack",
     control_dir: Path | None = None,
+    wrap_link: Callable[[DeviceLink], DeviceLink] | None = None,
 ) -> Interop:
     """Build one test's namespace, device, stack and driver (close with :func:`close_interop`);
-    with ``control_dir`` the stack is served there for ``refstack stackdump``."""
+    with ``control_dir`` the stack is served there for ``refstack stackdump``; with
+    ``wrap_link`` refstack uses ``wrap_link(device)`` instead of the device (which the
+    wrapper then owns: e.g. :class:`refstack.impairment_device.ImpairedDevice`)."""
     ok, why = available()
     if not ok:
         pytest.skip(why)
@@ -269,6 +272,8 @@ def open_interop(
         link_cls: type[DeviceLink] = TapLink if kind == "tap" else TunLink
         dev = "tap0" if kind == "tap" else "tun0"
         link = ns.run(lambda: _setup_inside(link_cls, dev), "interop-setup")
+        if wrap_link is not None:
+            link = wrap_link(link)
         stack = Stack(name=name, seed=8)
         link.attach(stack, REFSTACK_IP, PREFIX_LEN)
         capture = Capture(tmp_path / f"{dev}.pcap", link.ethernet)
