@@ -7,7 +7,13 @@ test at 198.51.100.2:
 - ``refstack``: kernel -> refstack and refstack -> kernel, refstack attached to ``tap0``
   by :class:`refstack.tuntap.TapLink` and driven by
   :class:`refstack.tuntap.RealTimeDriver` (one process, the application on the main
-  thread, the event loop on its own);
+  thread, the event loop on its own); a plain device: complete, MTU-sized frames;
+- ``refstack_offload``: the same two transfers on a device opened with the virtio-net
+  offloads (``TapLink.create(name, offload=True)``: ``IFF_VNET_HDR``,
+  ``TUN_F_CSUM|TUN_F_TSO4``, as QEMU and gVisor open theirs): the kernel hands refstack
+  TCP super-segments of up to 64 KB with a partial checksum, refstack hands the kernel
+  TSO super-segments.  The rows add the link's offload counters (super-segments read and
+  written, the longest frame read);
 - ``pytcp``: the same two directions for PyTCP 2.7.6 (``pip install pytcp==2.7.6``; or
   ``--pytcp-path DIR`` holding it), run in a child process inside the namespace with its
   own TAP service (``pytcp.TcpIpStack``), as PyTCP is meant to run; skipped with the
@@ -19,10 +25,13 @@ The kernel's end of every transfer is a child Python process inside the namespac
 Every transfer counts the bytes the receiver got up to EOF (the interop tests check
 content with sha256; this only times).  ``--mtu 9000`` runs refstack's transfers on a
 jumbo-frame TAP device (both ends), which shows how much of refstack's cost is per packet.
-Prints MB/s (10^6 bytes per second) and the ratios refstack/PyTCP and refstack/veth.
-``--json`` prints one JSON object on stdout; ``--profile`` adds where refstack's time goes
-(cProfile of the loop thread and the application thread, merged; own time by module and
-by function, on stderr and in the JSON).
+``--offload both|off|only`` picks the refstack rows (default both).  Prints MB/s (10^6
+bytes per second) and the ratios refstack/PyTCP and refstack/veth for each refstack row
+(``refstack_vs_*`` for the plain device, ``refstack_offload_vs_*`` with offloads, and
+``refstack_offload_vs_refstack_*``, the offloads' speed-up).  ``--json`` prints one JSON
+object on stdout; ``--profile`` adds where refstack's time goes (cProfile of the loop
+thread and the application thread, merged; own time by module and by function, on stderr
+and in the JSON: ``profile`` for the plain device, ``profile_offload`` with offloads).
 
 Needs root (namespaces, TUN/TAP) and iproute2's ``ip`` for the veth pair.
 """
@@ -224,11 +233,17 @@ def _kernel_peer(ns: netns.NetNamespace, *args: str) -> _Child:
 
 # --- refstack ---------------------------------------------------------------------------------------
 def refstack_bulk(
-    direction: str, size: int, profiles: list[cProfile.Profile] | None, mtu: int = 1500
+    direction: str,
+    size: int,
+    profiles: list[cProfile.Profile] | None,
+    mtu: int = 1500,
+    *,
+    offload: bool = False,
 ) -> dict[str, Any]:
     """One transfer between the kernel (a child process in the namespace, so that it
     never competes for this process's GIL) and refstack on tap0; ``direction`` "rx" is
-    kernel -> refstack, "tx" refstack -> kernel."""
+    kernel -> refstack, "tx" refstack -> kernel; ``offload``: the device has the
+    virtio-net offloads (GSO/TSO, checksum offload)."""
     ns = netns.NetNamespace()
     link: TapLink | None = None
     driver: RealTimeDriver | None = None
@@ -238,7 +253,7 @@ def refstack_bulk(
     try:
 
         def inside() -> TapLink:
-            created = TapLink.create("tap0")
+            created = TapLink.create("tap0", offload=offload)
             _configure("tap0", KERNEL_IP, mtu)
             return created  # type: ignore[return-value]
 
@@ -290,6 +305,7 @@ def refstack_bulk(
         with driver.locked():
             counters = dict(stack.counters)
             loops, stalls = driver.loops, driver.stalls
+            link_counters = link.offload_counters()
     finally:
         if peer is not None:
             peer.close()
@@ -302,7 +318,7 @@ def refstack_bulk(
         profiles += [loop_prof, app_prof]
     if got != size:
         raise RuntimeError(f"refstack {direction}: {got} bytes arrived of {size}")
-    return {
+    row: dict[str, Any] = {
         "bytes": got,
         "seconds": round(elapsed, 3),
         "MBps": _rate(got, elapsed),
@@ -311,6 +327,27 @@ def refstack_bulk(
         "stalls": stalls,
         "retransmits": {k: v for k, v in counters.items() if "retransmit" in k},
     }
+    if offload:
+        row["link"] = {k: v for k, v in link_counters.items() if k != "tx_dropped" or v}
+    return row
+
+
+def _refstack_rows(
+    size: int, profiles: list[cProfile.Profile] | None, mtu: int, *, offload: bool
+) -> dict[str, Any]:
+    """Both directions on a plain or an offloaded device.  A failed offloaded transfer
+    is reported as such ("failed": why) rather than ending the run: the plain rows and
+    the others still stand."""
+    rows: dict[str, Any] = {}
+    for key, direction in (("kernel_to_stack", "rx"), ("stack_to_kernel", "tx")):
+        if not offload:
+            rows[key] = refstack_bulk(direction, size, profiles, mtu)
+            continue
+        try:
+            rows[key] = refstack_bulk(direction, size, profiles, mtu, offload=True)
+        except (RuntimeError, OSError, TimeoutError) as exc:
+            rows[key] = {"failed": f"{type(exc).__name__}: {exc}"}
+    return rows
 
 
 # --- veth: the kernel's own ceiling -------------------------------------------------------------------
@@ -585,6 +622,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1500,
         help="refstack's TAP MTU, both ends (default 1500; PyTCP and veth keep 1500)",
     )
+    parser.add_argument(
+        "--offload",
+        choices=("both", "off", "only"),
+        default="both",
+        help="refstack on a plain device, on an offloaded one (virtio-net GSO/TSO), or both (default)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile refstack (loop + app threads)")
     parser.add_argument("--top", type=int, default=20, help="functions in the profile summary")
     args = parser.parse_args(argv)
@@ -594,11 +637,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     size = int(args.mb * 1e6)
     profiles: list[cProfile.Profile] | None = [] if args.profile else None
+    offload_profiles: list[cProfile.Profile] | None = [] if args.profile else None
     result: dict[str, Any] = {"bench": "tap_bulk", "mtu": args.mtu, "unit": "MB/s (1e6 bytes/s)"}
-    result["refstack"] = {
-        "kernel_to_stack": refstack_bulk("rx", size, profiles, args.mtu),
-        "stack_to_kernel": refstack_bulk("tx", size, profiles, args.mtu),
-    }
+    if args.offload == "only":
+        result["refstack"] = {"skipped": "--offload only"}
+    else:
+        result["refstack"] = _refstack_rows(size, profiles, args.mtu, offload=False)
+    if args.offload == "off":
+        result["refstack_offload"] = {"skipped": "--offload off"}
+    else:
+        result["refstack_offload"] = _refstack_rows(size, offload_profiles, args.mtu, offload=True)
     result["veth"] = {"kernel_to_kernel": veth_bulk(int(args.veth_mb * 1e6))}
     if args.no_pytcp:
         result["pytcp"] = {"skipped": "--no-pytcp"}
@@ -614,11 +662,17 @@ def main(argv: list[str] | None = None) -> int:
                 "stack_to_kernel": _pytcp_attempts("tx", psize, path, args.pytcp_seconds),
             }
     result["ratios"] = _ratios(result)
-    if profiles:
-        result["profile"] = summary = profile_summary(profiles, args.top)
+    for key, collected, what in (
+        ("profile", profiles, "plain device"),
+        ("profile_offload", offload_profiles, "offloaded device"),
+    ):
+        if not collected:
+            continue
+        result[key] = summary = profile_summary(collected, args.top)
         print(
-            f"refstack profile (loop + application threads, by own time): busy {summary['busy_s']} s,"
-            f" blocked {summary['waiting_s']} s (cProfile slows refstack about 2-3x)",
+            f"refstack profile, {what} (loop + application threads, by own time):"
+            f" busy {summary['busy_s']} s, blocked {summary['waiting_s']} s"
+            " (cProfile slows refstack about 2-3x)",
             file=sys.stderr,
         )
         for row in summary["by_module"]:
@@ -644,32 +698,40 @@ def _mbps(section: Any, key: str) -> float | None:
 
 
 def _ratios(result: dict[str, Any]) -> dict[str, Any]:
+    """``<row>_vs_veth_<direction>`` and ``<row>_vs_pytcp_<direction>`` for each refstack
+    row measured (``refstack``, ``refstack_offload``; None when PyTCP has no figure), and
+    ``refstack_offload_vs_refstack_<direction>`` when both were measured."""
     ratios: dict[str, Any] = {}
     veth = _mbps(result["veth"], "kernel_to_kernel")
+    for row in ("refstack", "refstack_offload"):
+        for key in ("kernel_to_stack", "stack_to_kernel"):
+            ours = _mbps(result.get(row), key)
+            pytcp = _mbps(result.get("pytcp"), key)
+            if ours is not None and veth:
+                ratios[f"{row}_vs_veth_{key}"] = round(ours / veth, 4)
+            if ours is not None and pytcp:
+                ratios[f"{row}_vs_pytcp_{key}"] = round(ours / pytcp, 1)
+            elif ours is not None:
+                ratios[f"{row}_vs_pytcp_{key}"] = None
     for key in ("kernel_to_stack", "stack_to_kernel"):
-        ours = _mbps(result["refstack"], key)
-        pytcp = _mbps(result.get("pytcp"), key)
-        if ours is not None and veth:
-            ratios[f"refstack_vs_veth_{key}"] = round(ours / veth, 4)
-        if ours is not None and pytcp:
-            ratios[f"refstack_vs_pytcp_{key}"] = round(ours / pytcp, 1)
-        elif ours is not None:
-            ratios[f"refstack_vs_pytcp_{key}"] = None
+        plain, offloaded = _mbps(result.get("refstack"), key), _mbps(result.get("refstack_offload"), key)
+        if plain and offloaded is not None:
+            ratios[f"refstack_offload_vs_refstack_{key}"] = round(offloaded / plain, 2)
     return ratios
 
 
 def _print_human(result: dict[str, Any]) -> None:
-    for stack in ("refstack", "pytcp", "veth"):
+    for stack in ("refstack", "refstack_offload", "pytcp", "veth"):
         section = result.get(stack, {})
         if "skipped" in section:
-            print(f"{stack:9} skipped: {section['skipped']}")
+            print(f"{stack:16} skipped: {section['skipped']}")
             continue
         for key, value in section.items():
             if isinstance(value, dict):
-                shown = value.get("MBps", value.get("skipped"))
-                print(f"{stack:9} {key:16} {shown}")
+                shown = value.get("MBps", value.get("skipped", value.get("failed")))
+                print(f"{stack:16} {key:16} {shown}")
     for key, value in result["ratios"].items():
-        print(f"{key:40} {value}")
+        print(f"{key:48} {value}")
 
 
 if __name__ == "__main__":

@@ -234,9 +234,9 @@ class Background:
             raise self.error
 
 
-def _setup_inside(link_cls: type[DeviceLink], name: str) -> DeviceLink:
+def _setup_inside(link_cls: type[DeviceLink], name: str, offload: bool = False) -> DeviceLink:
     """(On a thread inside the namespace.)  The device, up, 198.51.100.1/24; lo up."""
-    link = link_cls.create(name)
+    link = link_cls.create(name, offload=offload)
     try:
         with contextlib.suppress(OSError):  # no IPv6 chatter on the device
             Path(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6").write_text("1")
@@ -258,11 +258,13 @@ def open_interop(
     name: str = "refstack",
     control_dir: Path | None = None,
     wrap_link: Callable[[DeviceLink], DeviceLink] | None = None,
+    offload: bool = False,
 ) -> Interop:
     """Build one test's namespace, device, stack and driver (close with :func:`close_interop`);
     with ``control_dir`` the stack is served there for ``refstack stackdump``; with
     ``wrap_link`` refstack uses ``wrap_link(device)`` instead of the device (which the
-    wrapper then owns: e.g. :class:`refstack.impairment_device.ImpairedDevice`)."""
+    wrapper then owns: e.g. :class:`refstack.impairment_device.ImpairedDevice`); with
+    ``offload`` the device carries virtio-net offloads (``DeviceLink.create(offload=True)``)."""
     ok, why = available()
     if not ok:
         pytest.skip(why)
@@ -271,7 +273,7 @@ def open_interop(
     try:
         link_cls: type[DeviceLink] = TapLink if kind == "tap" else TunLink
         dev = "tap0" if kind == "tap" else "tun0"
-        link = ns.run(lambda: _setup_inside(link_cls, dev), "interop-setup")
+        link = ns.run(lambda: _setup_inside(link_cls, dev, offload), "interop-setup")
         if wrap_link is not None:
             link = wrap_link(link)
         stack = Stack(name=name, seed=8)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import socket
 import time
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from refstack.impairment import Impairment
 from refstack.impairment_device import ImpairedDevice
 from refstack.tuntap import DeviceLink
 
+from . import traffic
 from .conftest import (
     KERNEL_IP,
     REFSTACK_IP,
@@ -102,15 +102,6 @@ def soak(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Soak]:
         wire.close()
 
 
-def _chunks(total: int, seed: int) -> Iterator[bytes]:
-    rng = random.Random(seed)
-    left = total
-    while left:
-        n = min(CHUNK, left)
-        yield rng.randbytes(n)
-        left -= n
-
-
 def _kernel_tcp_mib(world: Interop) -> dict[str, int]:
     """The namespace's ``Tcp:`` SNMP counters (/proc/thread-self/net/snmp, read inside)."""
 
@@ -134,7 +125,7 @@ class Flow:
 
 
 def _send(sock: Any, size: int, seed: int, flow: Flow) -> None:
-    for chunk in _chunks(size, seed):
+    for chunk in traffic.chunks(size, seed, CHUNK):
         sock.sendall(chunk)
         flow.sent.update(chunk)
     sock.shutdown(socket.SHUT_WR)

@@ -5,39 +5,15 @@ closed port, 200 concurrent connections.  RFC 9293 end to end, against a real pe
 from __future__ import annotations
 
 import errno
-import hashlib
-import random
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
+from . import traffic
 from .conftest import KERNEL_IP, REFSTACK_IP, Interop, bulk_bytes, report
 
 TIMEOUT = 30.0
-CHUNK = 1 << 20
-
-
-def _chunks(total: int, seed: int) -> Iterator[bytes]:
-    """``total`` pseudo-random bytes in chunks of at most 1 MB (the same for the same seed)."""
-    rng = random.Random(seed)
-    left = total
-    while left:
-        n = min(CHUNK, left)
-        yield rng.randbytes(n)
-        left -= n
-
-
-def _drain(recv: object, hasher: hashlib._Hash) -> int:
-    """Read until EOF into ``hasher``; returns the byte count."""
-    got = 0
-    while True:
-        data = recv(1 << 18)  # type: ignore[operator]
-        if not data:
-            return got
-        hasher.update(data)
-        got += len(data)
 
 
 def report_rate(what: str, size: int, elapsed: float) -> None:
@@ -48,32 +24,7 @@ def report_rate(what: str, size: int, elapsed: float) -> None:
 # --- echo ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interop", ["tap", "tun"], indirect=True)
 def test_echo_kernel_client_refstack_server(interop: Interop) -> None:
-    srv = interop.socket()
-    srv.settimeout(TIMEOUT)
-    srv.bind((REFSTACK_IP, 7))
-    srv.listen(8)
-    k = interop.kernel_socket()
-    k.settimeout(TIMEOUT)
-    messages = [b"hello", b"x" * 3000, bytes(range(256)) * 40]
-
-    def client() -> None:
-        k.connect((REFSTACK_IP, 7))
-        for m in messages:
-            k.sendall(m)
-            got = b""
-            while len(got) < len(m):
-                got += k.recv(65536)
-            assert got == m
-        k.close()
-
-    bg = interop.thread(client, "kernel-client")
-    conn, peer = srv.accept()
-    assert peer[0] == KERNEL_IP
-    conn.settimeout(TIMEOUT)
-    while data := conn.recv(65536):
-        conn.sendall(data)
-    conn.close()
-    bg.join(TIMEOUT)
+    traffic.kernel_echo_client(interop, [b"hello", b"x" * 3000, bytes(range(256)) * 40])
 
 
 @pytest.mark.parametrize("interop", ["tap", "tun"], indirect=True)
@@ -107,69 +58,12 @@ def test_echo_refstack_client_kernel_server(interop: Interop) -> None:
 # --- bulk ------------------------------------------------------------------------------------------
 def test_bulk_kernel_to_refstack(interop: Interop) -> None:
     size = bulk_bytes(interop.config)
-    srv = interop.socket()
-    srv.settimeout(TIMEOUT)
-    srv.bind((REFSTACK_IP, 5001))
-    srv.listen(1)
-    k = interop.kernel_socket()
-    k.settimeout(TIMEOUT)
-    sent = hashlib.sha256()
-
-    def sender() -> None:
-        k.connect((REFSTACK_IP, 5001))
-        for chunk in _chunks(size, 1):
-            k.sendall(chunk)
-            sent.update(chunk)
-        k.shutdown(socket.SHUT_WR)
-        assert k.recv(1) == b""
-        k.close()
-
-    bg = interop.thread(sender, "kernel-sender")
-    conn, _ = srv.accept()
-    conn.settimeout(TIMEOUT)
-    got = hashlib.sha256()
-    start = time.monotonic()
-    n = _drain(conn.recv, got)
-    elapsed = time.monotonic() - start
-    conn.close()
-    bg.join(TIMEOUT)
-    assert n == size
-    assert got.hexdigest() == sent.hexdigest()
-    report_rate("kernel -> refstack", size, elapsed)
+    report_rate("kernel -> refstack", size, traffic.kernel_to_refstack(interop, size))
 
 
 def test_bulk_refstack_to_kernel(interop: Interop) -> None:
     size = bulk_bytes(interop.config)
-    lk = interop.kernel_socket()
-    lk.settimeout(TIMEOUT)
-    lk.bind((KERNEL_IP, 5001))
-    lk.listen(1)
-    got = hashlib.sha256()
-    count = [0]
-
-    def receiver() -> None:
-        conn, _ = lk.accept()
-        with conn:
-            conn.settimeout(TIMEOUT)
-            count[0] = _drain(conn.recv, got)
-
-    bg = interop.thread(receiver, "kernel-receiver")
-    c = interop.socket()
-    c.settimeout(TIMEOUT)
-    c.connect((KERNEL_IP, 5001))
-    sent = hashlib.sha256()
-    start = time.monotonic()
-    for chunk in _chunks(size, 2):
-        c.sendall(chunk)
-        sent.update(chunk)
-    c.shutdown(socket.SHUT_WR)
-    assert c.recv(1) == b""  # the kernel's FIN: everything was read
-    elapsed = time.monotonic() - start
-    c.close()
-    bg.join(TIMEOUT)
-    assert count[0] == size
-    assert got.hexdigest() == sent.hexdigest()
-    report_rate("refstack -> kernel", size, elapsed)
+    report_rate("refstack -> kernel", size, traffic.refstack_to_kernel(interop, size))
 
 
 # --- graceful close (RFC 9293 §3.6) ----------------------------------------------------------------

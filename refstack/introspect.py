@@ -133,12 +133,7 @@ def tcp_timers(ep: TcpEndpoint) -> dict[str, float]:
 
 def armed_timers(stack: Stack) -> list[tuple[float, str]]:
     """Every armed timer of the stack as (deadline, name), earliest first."""
-    heap: list[tuple[float, int, object, int]] = getattr(stack.timers, "_heap", [])
-    armed: dict[int, tuple[float, str]] = {}
-    for deadline, _, timer, gen in heap:
-        if getattr(timer, "_gen", None) == gen and getattr(timer, "deadline", None) == deadline:
-            armed[id(timer)] = (deadline, str(getattr(timer, "name", "?")))
-    return sorted(armed.values())
+    return [(deadline, timer.name) for deadline, timer in stack.timers.armed()]
 
 
 def memberships(stack: Stack, ep: UdpEndpoint) -> list[tuple[str, str]]:

@@ -29,6 +29,7 @@ from .net.interface import Interface
 from .net.ipv4 import Ipv4Layer
 from .net.routing import RoutingTable
 from .nic.model import OnloadModel
+from .nic.offload import RxOffload
 from .profile import Profile
 from .tcp.layer import TcpLayer
 from .timers import TimerQueue
@@ -46,7 +47,15 @@ LOOPBACK = "lo"
 class Transport(Protocol):
     """A protocol above IP (UDP, TCP): datagrams in, ICMP errors in."""
 
-    def input(self, ip: Ipv4Packet, iface: Interface, now: float, *, link_broadcast: bool) -> None: ...
+    def input(
+        self,
+        ip: Ipv4Packet,
+        iface: Interface,
+        now: float,
+        *,
+        link_broadcast: bool,
+        offload: RxOffload | None = None,
+    ) -> None: ...
 
     def icmp_error(self, msg: IcmpMessage, quoted: Ipv4Packet, now: float) -> None: ...
 
@@ -105,6 +114,8 @@ class Stack:
         # Observers of every frame the stack receives or sends ("rx"/"tx", interface,
         # time, frame): what ``refstack tcpdump`` attaches to.
         self.taps: list[Callable[[str, str, float, bytes], None]] = []
+        self.wired: tuple[Interface, ...] = ()  # every interface but loopback, in order
+        self._primary: Interface | None = None
         self.add_interface(LOOPBACK, "127.0.0.1", 8, mtu=65535)
 
     # --- configuration ----------------------------------------------------------------
@@ -123,6 +134,8 @@ class Stack:
         hw: MacAddr | None = parse_mac(mac) if isinstance(mac, str) else mac
         iface = Interface(name, len(self.interfaces) + 1, _addr(address), prefix_len, mtu, hw)
         self.interfaces[name] = iface
+        self.wired = tuple(i for i in self.interfaces.values() if i.name != LOOPBACK)
+        self._primary = self.wired[0] if self.wired else iface
         self.ip.interfaces_changed()
         self.routes.add(iface.address, prefix_len, iface)
         if hw is not None:
@@ -142,15 +155,20 @@ class Stack:
     @property
     def primary(self) -> Interface:
         """The first interface added after loopback (the one ``poll`` drains by default)."""
-        for iface in self.interfaces.values():
-            if iface.name != LOOPBACK:
-                return iface
-        return self.interfaces[LOOPBACK]
+        assert self._primary is not None
+        return self._primary
 
     # --- the three driver calls --------------------------------------------------------
-    def receive(self, frame: bytes, now: float, interface: str | None = None) -> None:
-        """A frame arrived at ``now`` on ``interface`` (default: the primary one)."""
-        self._advance(now)
+    def receive(
+        self, frame: bytes, now: float, interface: str | None = None, *, offload: RxOffload | None = None
+    ) -> None:
+        """A frame arrived at ``now`` on ``interface`` (default: the primary one).
+
+        ``offload`` is what the device says about it (:class:`~refstack.nic.offload.RxOffload`:
+        transport checksum already valid, TCP super-segment), from a link with offloads."""
+        if now < self.now:
+            raise ValueError(f"time went backwards: {now} < {self.now}")
+        self.now = now
         iface = self.interfaces[interface] if interface is not None else self.primary
         self.counters["rx_frames"] += 1
         if not self.onload.rx_frame(frame, iface):
@@ -158,7 +176,7 @@ class Stack:
         for tap in self.taps:
             tap("rx", iface.name, now, frame)
         if not iface.is_ethernet:
-            self.ip.input(frame, iface, now)
+            self.ip.input(frame, iface, now, offload=offload)
             return
         try:
             eth = EthernetFrame(frame)
@@ -171,7 +189,7 @@ class Stack:
             self.counters["eth_rx_not_for_us"] += 1
             return
         if eth.ethertype == ETHERTYPE_IPV4:
-            self.ip.input(eth.payload, iface, now, link_broadcast=dst == BROADCAST_MAC)
+            self.ip.input(eth.payload, iface, now, link_broadcast=dst == BROADCAST_MAC, offload=offload)
         elif eth.ethertype == ETHERTYPE_ARP:
             self.arp[iface.name].input(eth.payload, now)
         else:
@@ -179,15 +197,24 @@ class Stack:
 
     def poll(self, now: float, interface: str | None = None) -> list[bytes]:
         """Run what is due at ``now`` and return the frames queued on ``interface``."""
-        self._advance(now)
+        if now < self.now:
+            raise ValueError(f"time went backwards: {now} < {self.now}")
+        self.now = now
         self.onload.polled()
         self.timers.run_due(now)
-        self._drain_loopback(now)
+        if self._loopback:
+            self._drain_loopback(now)
         iface = self.interfaces[interface] if interface is not None else self.primary
+        tx = iface.tx
+        if not tx:
+            return []
         # The TX ring takes EF_TXQ_SIZE frames per poll; the rest wait for the next.
         limit = self.onload.txq_size
-        frames = [iface.tx.popleft() for _ in range(min(limit, len(iface.tx)))]
-        if iface.tx:
+        if len(tx) <= limit:
+            frames = list(tx)
+            tx.clear()
+        else:
+            frames = [tx.popleft() for _ in range(limit)]
             self.onload.counters["tx_oflow"] += 1
         self.counters["tx_frames"] += len(frames)
         for tap in self.taps:
@@ -196,8 +223,11 @@ class Stack:
         return frames
 
     def next_deadline(self) -> float | None:
-        if self._loopback or any(i.tx for i in self.interfaces.values() if i.name != LOOPBACK):
+        if self._loopback:
             return self.now
+        for iface in self.wired:
+            if iface.tx:
+                return self.now
         return self.timers.next_deadline()
 
     # --- used by the layers -------------------------------------------------------------

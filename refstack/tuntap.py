@@ -9,8 +9,24 @@ Two links attach a :class:`~refstack.stack.Stack` to a device opened on ``/dev/n
 - :class:`TunLink` -- ``IFF_TUN|IFF_NO_PI``: every read is one bare IPv4 datagram (no
   packet-information header, no link layer), so the interface has no MAC and no ARP.
 
-Neither asks for offloads (no ``IFF_VNET_HDR``, no ``TUNSETOFFLOAD``): the kernel hands
-over complete, checksummed, MTU-sized frames, as a plain NIC without TSO/GRO would.
+By default neither asks for offloads: the kernel hands over complete, checksummed,
+MTU-sized frames, as a plain NIC without TSO/GRO would.  With ``offload=True``
+(``TapLink.create(name, offload=True)``) the device is opened as QEMU and gVisor open
+theirs: ``IFF_VNET_HDR``, ``TUNSETVNETHDRSZ`` 10 and ``TUNSETOFFLOAD``
+``TUN_F_CSUM|TUN_F_TSO4``.  Every frame then travels behind a 10-byte
+``struct virtio_net_hdr`` (virtio spec §5.1.6; :mod:`refstack.nic.vnet`):
+
+- the kernel may hand over TCP super-segments of up to 64 KB (GSO, ``gso_size`` the
+  segment size) and frames whose TCP/UDP checksum holds only the pseudo-header sum
+  (``NEEDS_CSUM``): :meth:`DeviceLink.read_frames` pairs every frame with its
+  :class:`~refstack.nic.offload.RxOffload`, which the driver hands to
+  ``Stack.receive(frame, now, offload=...)``; a header that does not parse, or asks for
+  an offload refstack did not offer (TCPv6 or UDP GSO, ECN), is counted in
+  ``rx_bad_vnet`` and the frame dropped;
+- :meth:`DeviceLink.attach` sets the interface's ``tx_csum_offload`` and ``tso``, so the
+  stack may queue :class:`~refstack.nic.offload.TxOffloadFrame` super-segments with a
+  partial checksum; :meth:`DeviceLink.write` puts the matching header before each frame
+  (an all-zero one before a complete frame) and the kernel finishes and cuts them.
 
 :func:`open_device` creates the device in the network namespace of the *calling thread*
 (namespaces are per thread on Linux): a test that wants the kernel's end in a private
@@ -24,7 +40,8 @@ its last descriptor.
     sleep in select() on the device fd and a wake-up eventfd, until the stack's
         next_deadline() (no busy waiting)
     read every ready frame (up to ``batch``)            -- outside the lock
-    under the lock: stack.receive(frame, now) for each, then stack.poll(now) once
+    under the lock: stack.receive(frame, now, offload=rx) for each (rx: the frame's
+        RxOffload from an offloaded device, else None), then stack.poll(now) once
         (again while the TX ring came back full), then wake every waiter
     write every returned frame to the device, in order -- outside the lock
 
@@ -49,6 +66,7 @@ the eventfd the loop selects on (at most once per sleep).
 Use::
 
     link = TapLink.create("tap0")                 # on a thread inside the namespace
+                                                  # (offload=True: TSO/GSO, checksum offload)
     stack = Stack(name="interop")
     link.attach(stack, "198.51.100.2", 24)
     with RealTimeDriver(stack, link, serve_control=True) as driver:
@@ -71,6 +89,7 @@ import math
 import os
 import selectors
 import struct
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,6 +99,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from . import socket as rsocket
 from .clock import Clock, MonotonicClock
 from .control import ControlEndpoint
+from .nic.offload import TSO_MAX_DATAGRAM, RxOffload, TxOffloadFrame
+from .nic.vnet import VNET_HDR_LEN, VnetHeader
 from .runtime import Runtime
 
 if TYPE_CHECKING:
@@ -101,10 +122,20 @@ TUNSETIFF: Final = 0x400454CA
 IFF_TUN: Final = 0x0001
 IFF_TAP: Final = 0x0002
 IFF_NO_PI: Final = 0x1000
+IFF_VNET_HDR: Final = 0x4000
 IFNAMSIZ: Final = 16
+TUNSETOFFLOAD: Final = 0x400454D0  # _IOW('T', 208, unsigned int)
+TUNSETVNETHDRSZ: Final = 0x400454D8  # _IOW('T', 216, int)
+TUNSETVNETLE: Final = 0x400454DC  # _IOW('T', 220, int)
+TUN_F_CSUM: Final = 0x01  # the reader takes frames with a partial checksum (NEEDS_CSUM)
+TUN_F_TSO4: Final = 0x02  # ... and TCPv4 super-segments (GSO TCPV4; needs TUN_F_CSUM)
+OFFLOADS: Final = TUN_F_CSUM | TUN_F_TSO4
+"""What an offloaded link asks the kernel for (not TSO6, TSO_ECN, UFO or USO)."""
 
-READ_SIZE: Final = 65536
-"""Bytes asked for per read: one frame of any MTU a TUN/TAP device allows."""
+READ_SIZE: Final = VNET_HDR_LEN + 18 + TSO_MAX_DATAGRAM
+"""Bytes asked for per read: the virtio-net header, an Ethernet header with an 802.1Q
+tag and the largest IPv4 datagram (a 64 KB GSO super-segment, or a frame of any MTU a
+TUN/TAP device allows).  A shorter buffer would make the kernel truncate the frame."""
 
 DEFAULT_BATCH: Final = 512
 """Frames read per loop iteration before the stack is polled (bounds latency per batch)."""
@@ -114,21 +145,31 @@ _MIN_SLEEP: Final = 0.001
 anything (a stalled timer): a bug, but one that must not make the loop spin."""
 
 
-def open_device(name: str, *, tap: bool) -> int:
+def open_device(name: str, *, tap: bool, vnet_hdr: bool = False) -> int:
     """Create (or attach to) TUN/TAP device ``name`` in the calling thread's namespace.
 
     ``TUNSETIFF`` with ``IFF_TAP`` (Ethernet frames) or ``IFF_TUN`` (bare IP), always
-    ``IFF_NO_PI`` (tuntap.rst: "no packet information").  Returns a non-blocking,
-    close-on-exec descriptor; the device disappears when the last one is closed.
+    ``IFF_NO_PI`` (tuntap.rst: "no packet information").  With ``vnet_hdr`` also
+    ``IFF_VNET_HDR``, then ``TUNSETVNETHDRSZ`` to 10 (``sizeof(struct virtio_net_hdr)``,
+    the kernel's default, set explicitly so that a device someone else configured cannot
+    surprise us), ``TUNSETVNETLE`` on a big-endian host (:mod:`refstack.nic.vnet` is
+    little-endian) and ``TUNSETOFFLOAD`` with ``TUN_F_CSUM|TUN_F_TSO4``: every read and
+    write then starts with a virtio-net header.  Returns a non-blocking, close-on-exec
+    descriptor; the device disappears when the last one is closed.
     """
     raw = name.encode()
     if not raw or len(raw) >= IFNAMSIZ:
         raise ValueError(f"device name {name!r} must be 1..{IFNAMSIZ - 1} bytes")
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        flags = (IFF_TAP if tap else IFF_TUN) | IFF_NO_PI
+        flags = (IFF_TAP if tap else IFF_TUN) | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
         ifr = raw.ljust(IFNAMSIZ, b"\0") + struct.pack("=H", flags)
         fcntl.ioctl(fd, TUNSETIFF, ifr.ljust(40, b"\0"))
+        if vnet_hdr:
+            fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("=i", VNET_HDR_LEN))
+            if sys.byteorder == "big":
+                fcntl.ioctl(fd, TUNSETVNETLE, struct.pack("=i", 1))
+            fcntl.ioctl(fd, TUNSETOFFLOAD, OFFLOADS)
     except BaseException:
         os.close(fd)
         raise
@@ -141,25 +182,47 @@ class DeviceLink:
     Owns ``fd`` (closed by :meth:`close`).  ``rx_frames``/``tx_frames`` count what moved,
     ``tx_dropped`` the writes the device refused (its queue full: dropped as a NIC whose TX
     ring is full would, TCP retransmits).
+
+    ``offload``: the device was opened with ``IFF_VNET_HDR`` and ``TUN_F_CSUM|TUN_F_TSO4``
+    (see the module doc), so every read and write carries a virtio-net header.  Then
+    ``rx_bad_vnet`` counts frames dropped for their header, ``rx_gso`` the TCP
+    super-segments read (``gso_size`` > 0), ``rx_csum_valid`` the frames whose transport
+    checksum the kernel vouched for (NEEDS_CSUM or DATA_VALID), ``rx_max_len`` the longest
+    frame read; ``tx_gso`` and ``tx_csum_partial`` the super-segments and partial-checksum
+    frames written.
     """
 
     ethernet: bool = False
 
-    def __init__(self, fd: int, name: str) -> None:
+    def __init__(self, fd: int, name: str, *, offload: bool = False) -> None:
         self.fd = fd
         self.name = name
+        self.offload = offload
         self.rx_frames = 0
         self.tx_frames = 0
         self.tx_dropped = 0
+        self.rx_bad_vnet = 0
+        self.rx_gso = 0
+        self.rx_csum_valid = 0
+        self.rx_max_len = 0
+        self.tx_gso = 0
+        self.tx_csum_partial = 0
         os.set_blocking(fd, False)
 
     @classmethod
-    def create(cls, name: str) -> DeviceLink:
-        """Create device ``name`` in the calling thread's namespace (see :func:`open_device`)."""
-        return cls(open_device(name, tap=cls.ethernet), name)
+    def create(cls, name: str, *, offload: bool = False) -> DeviceLink:
+        """Create device ``name`` in the calling thread's namespace (see :func:`open_device`),
+        with the virtio-net offloads when ``offload``."""
+        return cls(open_device(name, tap=cls.ethernet, vnet_hdr=offload), name, offload=offload)
 
     def read_batch(self, limit: int) -> list[bytes]:
-        """Every frame ready now, at most ``limit``, oldest first (never blocks)."""
+        """Every frame ready now, at most ``limit``, oldest first (never blocks).
+
+        Frames only: on an offloaded link they would lose what their virtio-net header
+        says (a partial checksum, a super-segment's ``gso_size``), so there it raises
+        :class:`TypeError`; use :meth:`read_frames`."""
+        if self.offload:
+            raise TypeError(f"{self!r} has offloads: read_frames() pairs each frame with its RxOffload")
         frames: list[bytes] = []
         read, fd = os.read, self.fd
         try:
@@ -170,10 +233,51 @@ class DeviceLink:
         self.rx_frames += len(frames)
         return frames
 
-    def write(self, frame: bytes) -> None:
-        """Send one frame to the kernel."""
+    def read_frames(self, limit: int) -> list[tuple[bytes, RxOffload | None]]:
+        """Every frame ready now, at most ``limit`` reads, oldest first (never blocks), each
+        with what the device says about it: its :class:`~refstack.nic.offload.RxOffload`
+        on an offloaded link (the virtio-net header, parsed and stripped; a bad one is
+        counted in ``rx_bad_vnet`` and the frame dropped), ``None`` on a plain one (then
+        this is :meth:`read_batch`, which a wrapping link may override)."""
+        if not self.offload:
+            return [(frame, None) for frame in self.read_batch(limit)]
+        frames: list[tuple[bytes, RxOffload | None]] = []
+        read, fd, parse = os.read, self.fd, VnetHeader.parse
+        reads = 0
         try:
-            os.write(self.fd, frame)
+            while reads < limit:
+                data = read(fd, READ_SIZE)
+                reads += 1
+                try:
+                    hdr, frame = parse(data)
+                    rx = hdr.to_rx_offload()
+                except ValueError:
+                    self.rx_bad_vnet += 1
+                    continue
+                if rx.gso_size:
+                    self.rx_gso += 1
+                if rx.csum_valid:
+                    self.rx_csum_valid += 1
+                self.rx_max_len = max(self.rx_max_len, len(frame))
+                frames.append((frame, rx))
+        except BlockingIOError:
+            pass
+        self.rx_frames += len(frames)
+        return frames
+
+    def write(self, frame: bytes) -> None:
+        """Send one frame to the kernel; on an offloaded link behind
+        ``VnetHeader.for_tx(frame)`` (zero for a complete frame; NEEDS_CSUM, and TCPV4
+        GSO for a super-segment, for a :class:`~refstack.nic.offload.TxOffloadFrame`)."""
+        try:
+            if self.offload:
+                os.writev(self.fd, (VnetHeader.for_tx(frame).encode(), frame))
+                if isinstance(frame, TxOffloadFrame):
+                    self.tx_csum_partial += 1
+                    if frame.gso_size:
+                        self.tx_gso += 1
+            else:
+                os.write(self.fd, frame)
         except BlockingIOError:
             self.tx_dropped += 1
             return
@@ -188,12 +292,35 @@ class DeviceLink:
         mtu: int = 1500,
         mac: str | None = None,
     ) -> Interface:
-        """Add this device to ``stack`` as interface :attr:`name` (Ethernet for a TAP)."""
+        """Add this device to ``stack`` as interface :attr:`name` (Ethernet for a TAP); on an
+        offloaded link the interface gets ``tx_csum_offload`` and ``tso``."""
         if self.ethernet:
-            return stack.add_interface(self.name, address, prefix_len, mtu=mtu, mac=mac or DEFAULT_MAC)
-        if mac is not None:
+            iface = stack.add_interface(self.name, address, prefix_len, mtu=mtu, mac=mac or DEFAULT_MAC)
+        elif mac is not None:
             raise ValueError("a TUN device carries bare IP: it has no MAC address")
-        return stack.add_interface(self.name, address, prefix_len, mtu=mtu)
+        else:
+            iface = stack.add_interface(self.name, address, prefix_len, mtu=mtu)
+        if self.offload:
+            iface.tx_csum_offload = True
+            iface.tso = True
+        return iface
+
+    def offload_counters(self) -> dict[str, int]:
+        """The frame counters, offload ones included (for reports and assertions)."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "rx_frames",
+                "tx_frames",
+                "tx_dropped",
+                "rx_bad_vnet",
+                "rx_gso",
+                "rx_csum_valid",
+                "rx_max_len",
+                "tx_gso",
+                "tx_csum_partial",
+            )
+        }
 
     def close(self) -> None:
         """Close the descriptor (idempotent); a non-persistent device goes with it."""
@@ -202,7 +329,8 @@ class DeviceLink:
             os.close(fd)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name} fd={self.fd}>"
+        extra = " offload" if self.offload else ""
+        return f"<{type(self).__name__} {self.name} fd={self.fd}{extra}>"
 
 
 DEFAULT_MAC: Final = "02:00:5e:10:00:02"
@@ -210,13 +338,15 @@ DEFAULT_MAC: Final = "02:00:5e:10:00:02"
 
 
 class TapLink(DeviceLink):
-    """A TAP device (``IFF_TAP|IFF_NO_PI``): Ethernet II frames; the stack does ARP."""
+    """A TAP device (``IFF_TAP|IFF_NO_PI``, ``|IFF_VNET_HDR`` with offloads): Ethernet II
+    frames; the stack does ARP."""
 
     ethernet = True
 
 
 class TunLink(DeviceLink):
-    """A TUN device (``IFF_TUN|IFF_NO_PI``): bare IPv4 datagrams, no link layer."""
+    """A TUN device (``IFF_TUN|IFF_NO_PI``, ``|IFF_VNET_HDR`` with offloads): bare IPv4
+    datagrams, no link layer."""
 
     ethernet = False
 
@@ -444,14 +574,14 @@ class RealTimeDriver:
                             self.wakeups += 1
                     if self._stop.is_set():
                         return
-                frames = link.read_batch(batch)
+                frames = link.read_frames(batch)
                 out: list[bytes] = []
                 with cond:
                     self.loops += 1
                     self._kicked = False
                     now = clock.now() + offset
-                    for frame in frames:
-                        stack.receive(frame, now)
+                    for frame, rx in frames:
+                        stack.receive(frame, now, offload=rx)
                     while True:  # the TX ring hands out txq frames per poll: drain it
                         sent = stack.poll(now, name)
                         out += sent

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from .net.icmp import LIMITED_BROADCAST, error_errno
 from .net.interface import Interface
+from .nic.offload import RxOffload
 from .wire.addresses import Ipv4Addr, ipv4_str, is_multicast_ipv4
 from .wire.errors import WireError
 from .wire.icmp import DEST_UNREACHABLE, UNREACH_PORT, IcmpMessage
@@ -369,14 +370,22 @@ class UdpLayer:
                 self._bound.pop(ep.local[1], None)
 
     # --- input ---------------------------------------------------------------------
-    def input(self, ip: Ipv4Packet, iface: Interface, now: float, *, link_broadcast: bool) -> None:
+    def input(
+        self,
+        ip: Ipv4Packet,
+        iface: Interface,
+        now: float,
+        *,
+        link_broadcast: bool,
+        offload: RxOffload | None = None,
+    ) -> None:
         counters = self.stack.counters
         try:
             d = UdpDatagram(ip.payload)
         except WireError:
             counters["udp_rx_malformed"] += 1
             return
-        if not d.checksum_ok(ip.src, ip.dst):
+        if (offload is None or not offload.csum_valid) and not d.checksum_ok(ip.src, ip.dst):
             counters["udp_rx_bad_checksum"] += 1
             return
         source = (ip.src, d.src_port)

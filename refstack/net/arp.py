@@ -20,14 +20,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..counters import Counters
+from ..nic.offload import TxOffloadFrame
 from ..timers import Timer, TimerQueue
 from ..wire.addresses import BROADCAST_MAC, Ipv4Addr, MacAddr
 from ..wire.arp import OP_REPLY, OP_REQUEST, ArpPacket, build_arp
 from ..wire.errors import WireError
 from ..wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, build_ethernet
+from ..wire.ethernet import HEADER_LEN as ETHERNET_HEADER_LEN
 from .interface import Interface
 
 QUEUE_LIMIT = 3
+
+
+def _frame(dst: MacAddr, src: MacAddr, datagram: bytes) -> bytes:
+    """The Ethernet II frame of an IPv4 datagram, keeping its offload metadata
+    (:class:`~refstack.nic.offload.TxOffloadFrame`) for the device."""
+    frame = build_ethernet(dst, src, ETHERTYPE_IPV4, datagram)
+    if isinstance(datagram, TxOffloadFrame):
+        return datagram.framed(frame[:ETHERNET_HEADER_LEN])
+    return frame
 
 
 @dataclass(eq=False)
@@ -79,7 +90,7 @@ class ArpCache:
         """Frame ``datagram`` for ``next_hop``, resolving it first if need be."""
         entry = self._entries.get(next_hop)
         if entry is not None and entry.mac is not None:
-            self._iface.tx.append(build_ethernet(entry.mac, self._mac, ETHERTYPE_IPV4, datagram))
+            self._iface.tx.append(_frame(entry.mac, self._mac, datagram))
             if now - entry.confirmed > self.reachable_time and entry.timer is None:
                 self._start_resolution(next_hop, entry, now)  # stale: refresh in the background
             return
@@ -160,4 +171,4 @@ class ArpCache:
             entry.timer.cancel()
             entry.timer = None
         while entry.pending:
-            self._iface.tx.append(build_ethernet(mac, self._mac, ETHERTYPE_IPV4, entry.pending.popleft()))
+            self._iface.tx.append(_frame(mac, self._mac, entry.pending.popleft()))

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ..nic.offload import RxOffload
 from ..wire.addresses import Ipv4Addr, ipv4_str, is_multicast_ipv4
 from ..wire.errors import WireError
 from ..wire.igmp import (
@@ -255,8 +256,17 @@ class IgmpLayer:
         return (source in mine.sources) == (mine.mode is Mode.INCLUDE)
 
     # --- input ---------------------------------------------------------------------
-    def input(self, ip: Ipv4Packet, iface: Interface, now: float, *, link_broadcast: bool) -> None:
-        """A received IGMP message (RFC 3376 §7, RFC 2236 §3)."""
+    def input(
+        self,
+        ip: Ipv4Packet,
+        iface: Interface,
+        now: float,
+        *,
+        link_broadcast: bool,
+        offload: RxOffload | None = None,
+    ) -> None:
+        """A received IGMP message (RFC 3376 §7, RFC 2236 §3); its checksum is always
+        verified (devices offload only TCP and UDP checksums)."""
         counters = self.stack.counters
         try:
             msg = parse_igmp(ip.payload)

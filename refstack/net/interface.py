@@ -27,6 +27,10 @@ class Interface:
     mtu: int = 1500
     mac: MacAddr | None = None
     tx: deque[bytes] = field(default_factory=deque, repr=False)
+    # Transmit offloads the link under the interface performs (refstack.nic.offload):
+    # the transport checksum filled in by the device, TCP segmentation (TSO).
+    tx_csum_offload: bool = False
+    tso: bool = False
 
     def __post_init__(self) -> None:
         if not MIN_MTU <= self.mtu <= MAX_MTU:

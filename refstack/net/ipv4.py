@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import random
+import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..counters import KERNEL_PATH_RX_FRAGMENTS
+from ..nic.offload import TSO_MAX_DATAGRAM, RxOffload, TxOffloadFrame
 from ..wire.addresses import Ipv4Addr, ipv4_str, is_multicast_ipv4
 from ..wire.errors import WireError
 from ..wire.icmp import DEST_UNREACHABLE, TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, UNREACH_PROTOCOL
@@ -64,8 +67,15 @@ class IpIdGenerator:
         self._counters: list[int | None] = [None] * self.BUCKETS  # drawn on first use
 
     def next(self, src: Ipv4Addr, dst: Ipv4Addr, protocol: int) -> int:
+        return self.next_in(self.bucket(src, dst, protocol))
+
+    def bucket(self, src: Ipv4Addr, dst: Ipv4Addr, protocol: int) -> int:
+        """The counter a triple uses (a connection keeps it, as Linux's inet_id)."""
         digest = hashlib.blake2s(src + dst + bytes((protocol,)), digest_size=4).digest()
-        bucket = int.from_bytes(digest, "big") % self.BUCKETS
+        return int.from_bytes(digest, "big") % self.BUCKETS
+
+    def next_in(self, bucket: int) -> int:
+        """The next Identification from counter ``bucket``."""
         value = self._counters[bucket]
         if value is None:
             value = self._rng.getrandbits(16)
@@ -73,10 +83,67 @@ class IpIdGenerator:
         return value
 
 
+class TxRoute:
+    """A connection's cached route (Onload's cached headers, ``ci_ip_cached_hdrs``;
+    Linux's ``sk_dst_cache``): the routing decision, the path MTU and the IP ID
+    counter of one (source, destination, protocol), taken once and reused for every
+    datagram until the routing table, an interface or the path MTU changes, or a
+    learned path MTU expires (RFC 1191 §6.3).  :meth:`Ipv4Layer.route` makes and
+    checks them; :meth:`Ipv4Layer.send_routed` sends on one."""
+
+    __slots__ = (
+        "csum_offload",
+        "dst",
+        "generation",
+        "id_bucket",
+        "iface",
+        "mtu",
+        "next_hop",
+        "protocol",
+        "src",
+        "tso",
+        "valid_until",
+    )
+
+    def __init__(
+        self,
+        *,
+        generation: int,
+        valid_until: float,
+        iface: Interface,
+        next_hop: Ipv4Addr,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: int,
+        mtu: int,
+        id_bucket: int,
+        local: bool = False,
+    ) -> None:
+        self.generation = generation
+        self.valid_until = valid_until
+        self.iface = iface
+        self.next_hop = next_hop
+        self.src = src
+        self.dst = dst
+        self.protocol = protocol
+        self.mtu = mtu
+        self.id_bucket = id_bucket
+        # The interface's transmit offloads (refstack.nic.offload); never towards one of
+        # our own addresses, which loops back to our input and must be complete.
+        self.csum_offload = iface.tx_csum_offload and not local
+        self.tso = iface.tso and self.csum_offload
+
+
+_IP_HDR = struct.Struct("!BBHHHBBH4s4s")
+_M = 0xFFFF
+
+
 class Ipv4Layer:
     def __init__(self, stack: Stack) -> None:
         self._stack = stack
         self.ids = IpIdGenerator(stack.rng)
+        self._generation = 0  # moves when interfaces or path MTUs change (TxRoute)
+        self._good_sources: dict[tuple[Ipv4Addr, Ipv4Addr], bool] = {}  # martian verdicts
         self._pmtu: dict[Ipv4Addr, tuple[int, float]] = {}  # dst -> (mtu, expires)
         self._local: frozenset[Ipv4Addr] = frozenset()
         self._broadcast: frozenset[Ipv4Addr] = frozenset([LIMITED_BROADCAST])
@@ -86,6 +153,8 @@ class Ipv4Layer:
     def interfaces_changed(self) -> None:
         """Recompute the address sets (called by the stack when interfaces change)."""
         ifaces = self._stack.interfaces.values()
+        self._generation += 1
+        self._good_sources = {}
         self._local = frozenset(i.address for i in ifaces)
         self._broadcast = frozenset([LIMITED_BROADCAST, *(i.broadcast for i in ifaces if i.prefix_len < 31)])
 
@@ -97,7 +166,15 @@ class Ipv4Layer:
         return addr in self._broadcast
 
     # --- input --------------------------------------------------------------------
-    def input(self, data: bytes, iface: Interface, now: float, *, link_broadcast: bool = False) -> None:
+    def input(
+        self,
+        data: bytes,
+        iface: Interface,
+        now: float,
+        *,
+        link_broadcast: bool = False,
+        offload: RxOffload | None = None,
+    ) -> None:
         stack = self._stack
         counters = stack.counters
         try:
@@ -118,15 +195,10 @@ class Ipv4Layer:
         # (fib_validate_source without accept_local).  Our multicast comes back
         # on its interface by design (IP_MULTICAST_LOOP, Stack.loop_back).
         src = ip.src
-        if iface.name != "lo" and (
-            (src != bytes(4) and not names_single_host(src))
-            or (src == bytes(4) and ip.dst != LIMITED_BROADCAST)
-            or self.is_broadcast(src)
-            or (self.is_local(src) and not is_multicast_ipv4(ip.dst))
-        ):
+        dst = ip.dst
+        if iface.name != "lo" and self._martian_source(src, dst):
             counters["ip_rx_martian_source"] += 1
             return
-        dst = ip.dst
         if iface.name != "lo" and dst[0] == 127:
             # RFC 1122 §3.2.1.3 (g), 127/8 "MUST NOT appear outside a host" (Linux:
             # martian destination); it used to reach wildcard-bound sockets.
@@ -152,20 +224,41 @@ class Ipv4Layer:
             if whole is None:
                 return
             ip = whole
+            offload = None  # the device vouched for none of the fragments' transport data
         counters["ip_rx_delivered"] += 1
-        if ip.protocol in (6, 17) and iface.name != "lo" and len(ip.payload) >= 4:
-            payload = ip.payload
-            local = (dst, int.from_bytes(payload[2:4], "big"))
-            stack.onload.classify(ip.protocol, local, (src, int.from_bytes(payload[0:2], "big")))
+        if ip.protocol in (6, 17) and iface.name != "lo" and ip.total_length - ip.header_length >= 4:
+            ports = ip.ports
+            stack.onload.classify(ip.protocol, (dst, ports[1]), (src, ports[0]))
         handler = stack.transports.get(ip.protocol)
         if ip.protocol == PROTO_ICMP:
             stack.icmp.input(ip, iface, now, to_broadcast=to_broadcast or multicast or link_broadcast)
         elif handler is not None:
-            handler.input(ip, iface, now, link_broadcast=link_broadcast or to_broadcast or multicast)
+            broadcast = link_broadcast or to_broadcast or multicast
+            if offload is None:
+                handler.input(ip, iface, now, link_broadcast=broadcast)
+            else:
+                handler.input(ip, iface, now, link_broadcast=broadcast, offload=offload)
         else:
             # RFC 1122 §3.2.2.1: protocol unreachable for an unknown protocol.
             counters["ip_rx_unknown_protocol"] += 1
             stack.icmp.send_error(DEST_UNREACHABLE, UNREACH_PROTOCOL, ip, now, link_broadcast=link_broadcast)
+
+    def _martian_source(self, src: Ipv4Addr, dst: Ipv4Addr) -> bool:
+        """RFC 1122 §3.2.1.3, RFC 1112 §7.2: a source that cannot name one host (see
+        :meth:`input`), remembered per (source, destination) until the interfaces change."""
+        key = (src, dst)
+        verdict = self._good_sources.get(key)
+        if verdict is None:
+            verdict = (
+                (src != bytes(4) and not names_single_host(src))
+                or (src == bytes(4) and dst != LIMITED_BROADCAST)
+                or self.is_broadcast(src)
+                or (self.is_local(src) and not is_multicast_ipv4(dst))
+            )
+            if len(self._good_sources) >= 4096:  # a flood of random sources: start over
+                self._good_sources = {}
+            self._good_sources[key] = verdict
+        return verdict
 
     # --- reassembly (the kernel path) -----------------------------------------------
     def _reassemble(self, fragment: Ipv4Packet, now: float) -> Ipv4Packet | None:
@@ -217,6 +310,7 @@ class Ipv4Layer:
         if mtu >= self.path_mtu(dst, now):
             return
         self._pmtu[dst] = (mtu, now + profile.mtu_expires)
+        self._generation += 1
         self._stack.counters["ip_pmtu_lowered"] += 1
 
     # --- output -------------------------------------------------------------------
@@ -287,6 +381,91 @@ class Ipv4Layer:
             mtu=mtu,
             now=now,
         )
+
+    def route(
+        self,
+        cached: TxRoute | None,
+        dst: Ipv4Addr,
+        protocol: int,
+        src: Ipv4Addr | None,
+        now: float,
+        *,
+        probe: bool = False,
+    ) -> TxRoute:
+        """``cached`` if it still holds at ``now``, else a fresh :class:`TxRoute` to
+        ``dst`` (from ``src``, default the route's source).  ENETUNREACH without a
+        route, counted in ``ip_tx_no_route`` unless ``probe`` (nothing is sent yet)."""
+        generation = self._generation + self._stack.routes.generation
+        if cached is not None and cached.generation == generation and now < cached.valid_until:
+            return cached
+        stack = self._stack
+        hop = stack.routes.lookup(dst)
+        if hop is None:
+            if not probe:
+                stack.counters["ip_tx_no_route"] += 1
+            raise OSError(errno.ENETUNREACH, f"no route to {ipv4_str(dst)}")
+        learned = self._pmtu.get(dst)
+        source = src if src is not None else hop.source
+        local = self.is_local(dst)
+        return TxRoute(
+            generation=generation,
+            valid_until=learned[1] if learned is not None and not local else math.inf,
+            iface=hop.interface,
+            next_hop=hop.address,
+            src=source,
+            dst=dst,
+            protocol=protocol,
+            mtu=self.path_mtu(dst, now),
+            id_bucket=self.ids.bucket(source, dst, protocol),
+            local=local,
+        )
+
+    def send_routed(
+        self,
+        route: TxRoute,
+        payload: bytes,
+        now: float,
+        *,
+        ttl: int | None,
+        tos: int,
+        l4_csum_offset: int | None = None,
+        gso_size: int = 0,
+        l4_header_len: int = 0,
+    ) -> None:
+        """:meth:`output` for a datagram with DF and no options on a cached route: the
+        same datagram, header checksum (RFC 791 §3.1) and errors, without the lookups.
+
+        On a route with transmit offloads (:attr:`TxRoute.csum_offload`), a payload
+        whose transport checksum the device is to finish names the checksum field
+        (``l4_csum_offset``), and a TSO super-segment its segment size (``gso_size``)
+        and transport header length: the datagram goes out as a
+        :class:`~refstack.nic.offload.TxOffloadFrame`, up to 64 KB."""
+        stack = self._stack
+        total = 20 + len(payload)
+        limit = TSO_MAX_DATAGRAM if gso_size and route.tso else route.mtu
+        if total > limit:
+            stack.counters["ip_tx_too_big_df"] += 1
+            raise OSError(errno.EMSGSIZE, f"{total} bytes exceed the path MTU {route.mtu}")
+        if ttl is None:
+            ttl = 1 if is_multicast_ipv4(route.dst) else stack.profile.ip_default_ttl
+        ident = self.ids.next_in(route.id_bucket)
+        header = _IP_HDR.pack(0x45, tos, total, ident, 0x4000, ttl, route.protocol, 0, route.src, route.dst)
+        value = _M - (int.from_bytes(header, "big") % _M or _M)
+        header = _IP_HDR.pack(
+            0x45, tos, total, ident, 0x4000, ttl, route.protocol, value, route.src, route.dst
+        )
+        datagram = header + payload
+        if l4_csum_offset is not None and route.csum_offload:
+            big = total > route.mtu
+            datagram = TxOffloadFrame(
+                datagram,
+                csum_start=20,
+                csum_offset=l4_csum_offset,
+                gso_size=gso_size if big else 0,
+                hdr_len=20 + l4_header_len if big else 0,
+            )
+        stack.transmit(route.iface, route.next_hop, route.dst, datagram, now)
+        stack.counters["ip_tx"] += 1
 
     def _fragment(
         self,

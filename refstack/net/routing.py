@@ -44,6 +44,7 @@ class RoutingTable:
     def __init__(self) -> None:
         self._routes: list[Route] = []
         self._cache: dict[Ipv4Addr, NextHop | None] = {}
+        self.generation = 0  # moves on every change: routes cached elsewhere check it
 
     def add(
         self, network: Ipv4Addr, prefix_len: int, interface: Interface, gateway: Ipv4Addr | None = None
@@ -56,11 +57,13 @@ class RoutingTable:
         # Longest prefix first; among equals, the first added wins (stable sort).
         self._routes.sort(key=lambda r: -r.prefix_len)
         self._cache.clear()
+        self.generation += 1
         return route
 
     def remove_interface(self, interface: Interface) -> None:
         self._routes = [r for r in self._routes if r.interface is not interface]
         self._cache.clear()
+        self.generation += 1
 
     def lookup(self, dst: Ipv4Addr) -> NextHop | None:
         """Longest-prefix match, remembered per destination until the table changes

@@ -64,6 +64,9 @@ class FilterTable:
         self._owners: dict[Filter, set[int]] = {}
         self._by_owner: dict[int, set[Filter]] = {}
         self.high_water = 0
+        # What lookup() answered, by (protocol, local, remote), until the table changes:
+        # a NIC matches in hardware; the model should not cost per frame what it cost.
+        self._lookups: dict[tuple[int, tuple[Ipv4Addr, int], tuple[Ipv4Addr, int]], Filter | None] = {}
 
     def __len__(self) -> int:
         return len(self._owners)
@@ -81,6 +84,7 @@ class FilterTable:
             raise FilterTableFullError(
                 f"{len(new)} filter(s) needed, {self.capacity - len(self._owners)} free of {self.capacity}"
             )
+        self._lookups.clear()
         for f in wanted:
             self._owners.setdefault(f, set()).add(owner)
             self._by_owner.setdefault(owner, set()).add(f)
@@ -90,6 +94,7 @@ class FilterTable:
         """Drop ``owner``'s hold on ``filters`` (all of its filters by default); a filter
         nobody holds any more leaves the table."""
         held = self._by_owner.get(owner, set())
+        self._lookups.clear()
         for f in list(held if filters is None else filters):
             if f not in held:
                 continue
@@ -110,6 +115,19 @@ class FilterTable:
     ) -> Filter | None:
         """The filter a frame to ``local`` from ``remote`` hits: full match first, then
         wild or multicast on the destination (the NIC's precedence)."""
+        key = (protocol, local, remote)
+        try:
+            return self._lookups[key]
+        except KeyError:
+            pass
+        if len(self._lookups) >= 4096:
+            self._lookups.clear()
+        found = self._lookups[key] = self._match(protocol, local, remote)
+        return found
+
+    def _match(
+        self, protocol: int, local: tuple[Ipv4Addr, int], remote: tuple[Ipv4Addr, int]
+    ) -> Filter | None:
         full = Filter(FilterKind.FULL, protocol, local, remote)
         if full in self._owners:
             return full

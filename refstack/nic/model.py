@@ -368,7 +368,10 @@ class OnloadModel:
 
     def tx_held(self) -> int:
         """TX buffers held by frames in the TX rings and overflow queues."""
-        return sum(len(i.tx) for i in self.stack.interfaces.values() if i.name != "lo")
+        held = 0
+        for iface in self.stack.wired:
+            held += len(iface.tx)
+        return held
 
     def tx_frame(self) -> bool:
         """A frame is about to be queued for the TX ring: it takes a TX buffer, or is

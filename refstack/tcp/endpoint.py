@@ -19,8 +19,11 @@ import os
 import struct
 from typing import TYPE_CHECKING
 
+from ..nic.offload import TSO_MAX_DATAGRAM
 from ..timers import Timer
 from ..wire.addresses import Ipv4Addr, ipv4_str
+from ..wire.checksum import pseudo_header_base
+from ..wire.ipv4 import PROTO_TCP
 from ..wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, build_tcp
 from ..wire.tcp_options import NOP, SACK_PERMITTED, Mss, Sack, TcpOption, Timestamps, WindowScale
 from .congestion import INFINITE_SSTHRESH, NewReno
@@ -34,6 +37,7 @@ from .syncookies import CookieOptions, encode_ts
 from .urgent import UrgentReceive, UrgentState, pointer_for, urgent_octet
 
 if TYPE_CHECKING:
+    from ..net.ipv4 import TxRoute
     from ..nic.model import SocketRecord
     from .layer import TcpLayer
 
@@ -41,8 +45,11 @@ Address = tuple[Ipv4Addr, int]
 S = TcpState
 IP_TCP_HEADERS = 40
 TS_OPTION_LEN = 12  # NOP NOP TS
-_NOP_NOP_TS = b"\x01\x01\x08\x0a"
-_PAIR = struct.Struct("!II")
+_TS_OPTION = struct.Struct("!III")  # NOP NOP kind=8 len=10, TSval, TSecr (RFC 7323 App. A)
+_NOP_NOP_TS_WORD = 0x0101080A
+_OUTPUT_STATES = frozenset(
+    (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_1, TcpState.CLOSING, TcpState.LAST_ACK)
+)
 
 
 def _oserror(code: int) -> OSError:
@@ -96,6 +103,8 @@ class TcpEndpoint:
         self._pushed_seq = 0  # end of the last segment sent with PSH (Linux pushed_seq)
         self._psh_ends: set[int] = set()  # ends of unacked segments first sent with PSH
         self._pmtu_cookie: int | None = None  # path MTU when data was last sent (Linux icsk_pmtu_cookie)
+        self.route: TxRoute | None = None  # the cached route (refstack.net.ipv4.TxRoute)
+        self._pseudo: tuple[Ipv4Addr, Ipv4Addr, int] | None = None  # (local, remote, pseudo-header base)
         self._rtx_next: int | None = None  # go-back retransmission cursor after an RTO
         self.snd_buf = bytearray()  # unacknowledged and unsent data, starting at iss + 1 + _buf_acked
         self._buf_seq = 0  # sequence number of snd_buf[0]
@@ -288,6 +297,31 @@ class TcpEndpoint:
     def _wake(self) -> None:
         self.activity += 1
 
+    def _current_route(self, now: float) -> TxRoute | None:
+        """The connection's route (:class:`~refstack.net.ipv4.TxRoute`, cached), or None
+        when there is none: sending then fails in the layer, which records the error."""
+        assert self.remote is not None and self.local is not None
+        try:
+            self.route = self.layer.stack.ip.route(
+                self.route, self.remote[0], PROTO_TCP, self.local[0], now, probe=True
+            )
+        except OSError:
+            return None
+        return self.route
+
+    def rx_pseudo_base(self) -> int:
+        """The constant part of this connection's pseudo-header sum (RFC 9293 §3.1),
+        the same both ways (the sum does not depend on the order of the addresses)."""
+        assert self.local is not None and self.remote is not None
+        cached = self._pseudo
+        if cached is None or cached[0] != self.local[0] or cached[1] != self.remote[0]:
+            cached = self._pseudo = (
+                self.local[0],
+                self.remote[0],
+                pseudo_header_base(self.local[0], self.remote[0], PROTO_TCP),
+            )
+        return cached[2]
+
     @property
     def now(self) -> float:
         return self.layer.stack.now
@@ -378,12 +412,13 @@ class TcpEndpoint:
         room = self.send_space()
         if room <= 0:
             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
-        chunk = bytes(data[:room])
-        self.snd_buf += chunk
-        if urgent and chunk:
+        before = len(self.snd_buf)
+        self.snd_buf += data[:room]
+        taken = len(self.snd_buf) - before
+        if urgent and taken:
             self.snd_up = self._buf_seq + len(self.snd_buf)
         self._output(now)
-        return len(chunk)
+        return taken
 
     def recv(self, n: int, *, peek: bool = False) -> bytes:
         """RFC 9293 §3.10.3 RECEIVE.  With urgent data, as Linux's tcp_recvmsg: a read
@@ -519,7 +554,7 @@ class TcpEndpoint:
         # RFC 6691 §2 / RFC 9293 §3.7.1: MSS = MTU - 40 (fixed headers only).
         self.mss_advertised = min(self.maxseg or 65535, mtu - IP_TCP_HEADERS)
 
-    def eff_mss(self) -> int:
+    def eff_mss(self, mtu: int | None = None) -> int:
         """The effective send MSS of RFC 9293 §3.7.1 (MUST-16): the peer's MSS capped by
         the path MTU, less the TCP options every segment carries (timestamps).
 
@@ -528,7 +563,8 @@ class TcpEndpoint:
         never below 68 bytes of IP datagram; RFC 9293 §3.8.6.2.1 leaves the sender's
         segment sizes to it, and small segments into a small window avoid stalls."""
         assert self.remote is not None
-        mtu = self.layer.stack.ip.path_mtu(self.remote[0], self.now)
+        if mtu is None:
+            mtu = self.layer.stack.ip.path_mtu(self.remote[0], self.now)
         mss = min(self.peer_mss, mtu - IP_TCP_HEADERS)
         if self.maxseg:
             mss = min(mss, self.maxseg)
@@ -541,11 +577,11 @@ class TcpEndpoint:
                 mss = max(cutoff, 68 - 20 - options)
         return mss
 
-    def _current_mss(self) -> int:
+    def _current_mss(self, mtu: int | None = None) -> int:
         """The payload that fits the next segment: the effective MSS less the SACK
         blocks it will carry (Linux tcp_current_mss), so data never exceeds the MTU."""
-        mss = self.eff_mss()
-        if self.sack_ok:
+        mss = self.eff_mss(mtu)
+        if self.sack_ok and (self.ooo.bytes_queued or self._dsack is not None):
             blocks = len(self.ooo.ranges()) + (1 if self._dsack is not None else 0)
             blocks = min(blocks, 3 if self.ts_ok else 4)
             if blocks:
@@ -672,13 +708,15 @@ class TcpEndpoint:
         self,
         flags: int,
         seq: int,
-        payload: bytes = b"",
+        payload: bytes | bytearray = b"",
         *,
         ack_no: int | None = None,
         options: list[TcpOption] | None = None,
         ts_on_rst: bool = False,
+        gso_size: int = 0,
     ) -> None:
-        """Build one segment and hand it to IP.  Every segment but a bare RST carries
+        """Build one segment and hand it to IP (``gso_size``: a TSO super-segment of
+        segments this size, on a route with TSO).  Every segment but a bare RST carries
         the ACK of RCV.NXT (RFC 9293 §3.10.7.4 "once in the ESTABLISHED state all
         segments must carry current acknowledgment information")."""
         assert self.local is not None and self.remote is not None
@@ -688,13 +726,16 @@ class TcpEndpoint:
         if options is None:
             # Linux's layout for every non-SYN segment: NOP NOP TS, then NOP NOP SACK.
             if self.ts_ok and (not flags & RST or ts_on_rst):
-                raw_options = _NOP_NOP_TS + _PAIR.pack(self._tsval(), self.ts_recent)
+                raw_options = _TS_OPTION.pack(_NOP_NOP_TS_WORD, self._tsval(), self.ts_recent)
             if self.sack_ok and flags & ACK and not flags & RST:
-                blocks = self._sack_blocks_to_send()
-                if blocks:
-                    raw_options += Sack(tuple((a & MASK, b & MASK) for a, b in blocks)).encode_aligned()
+                if self.ooo.bytes_queued or self._dsack is not None:
+                    blocks = self._sack_blocks_to_send()
+                    if blocks:
+                        raw_options += Sack(tuple((a & MASK, b & MASK) for a, b in blocks)).encode_aligned()
+                else:  # nothing held, nothing duplicated: no blocks (sack_blocks gives none)
+                    self._sack_previous = []
         ect = False
-        if not flags & RST:
+        if not flags & RST and (self.ecn_ok or flags & SYN):
             ecn_flags, ect = self._ecn_marks(flags, seq, payload)
             flags |= ecn_flags
         window = 0 if flags & RST and not flags & ACK else self._window_field(syn=syn)
@@ -705,9 +746,12 @@ class TcpEndpoint:
             self._delack_timer.cancel()
         # RFC 9293 §3.8.5 / §3.10.2: in urgent mode every segment before SND.UP carries
         # URG and the pointer, data or not (Linux __tcp_transmit_skb; refstack.tcp.urgent).
-        urgent_pointer = pointer_for(seq, self.snd_una, self.snd_up, self.snd_nxt)
-        if urgent_pointer is not None:
-            flags |= URG
+        urgent_pointer = None
+        if self.snd_up > self.snd_una:
+            urgent_pointer = pointer_for(seq, self.snd_una, self.snd_up, self.snd_nxt)
+            if urgent_pointer is not None:
+                flags |= URG
+        route = self._current_route(now)
         segment = build_tcp(
             self.local[0],
             self.remote[0],
@@ -721,11 +765,13 @@ class TcpEndpoint:
             options=options or (),
             options_bytes=raw_options if options is None else None,
             payload=payload,
+            pseudo_base=self.rx_pseudo_base(),
+            partial_checksum=route is not None and route.csum_offload,
         )
-        self.layer.output(self, segment, now, ect=ect)
+        self.layer.output(self, segment, now, ect=ect, gso_size=gso_size, route=route)
         self._last_send = now
 
-    def _ecn_marks(self, flags: int, seq: int, payload: bytes) -> tuple[int, bool]:
+    def _ecn_marks(self, flags: int, seq: int, payload: bytes | bytearray) -> tuple[int, bool]:
         """(TCP flags to add, ECT(0) or not) per RFC 3168 §6.1, as Linux: ECE|CWR on the
         first SYN when tcp_ecn = 1 (not on its retransmissions), ECE on the SYN-ACK to
         an ECN-setup SYN; then ECE on ACKs until the peer's CWR, CWR on the first new
@@ -829,11 +875,23 @@ class TcpEndpoint:
         start).  SND.NXT itself never moves back, as in Linux: a pure ACK sent then
         still carries a current sequence number, which the peer must find acceptable
         (§3.10.7.4 first); lowering it would make the peer drop our ACKs."""
-        if self.state not in (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK):
+        if self.state not in _OUTPUT_STATES:
             return
-        mss = self._current_mss()
+        if (
+            self._rtx_next is None
+            and not self.fin_queued
+            and self._buf_seq + len(self.snd_buf) <= self.snd_nxt
+        ):
+            return  # nothing to send: Linux's cwnd restart and PMTU cookie wait for data too
         assert self.remote is not None
-        self._pmtu_cookie = self.layer.stack.ip.path_mtu(self.remote[0], now)
+        self._pmtu_cookie = mtu = self.layer.stack.ip.path_mtu(self.remote[0], now)
+        mss = self._current_mss(mtu)
+        profile = self.layer.stack.profile
+        # TSO (refstack.nic.offload): new data goes in super-segments of whole MSS the
+        # device cuts up, as Linux's tcp_write_xmit with tcp_tso_segs; retransmissions
+        # stay one MSS.
+        route = self._current_route(now)
+        tso_max = (TSO_MAX_DATAGRAM - 20 - 60) // mss * mss if route is not None and route.tso else mss
         while True:
             data_end = self._buf_seq + len(self.snd_buf)
             rtx = self._rtx_next
@@ -844,7 +902,6 @@ class TcpEndpoint:
             self._rtx_next = rtx
             point = rtx if rtx is not None else self.snd_nxt
             cwnd = self.cc.cwnd
-            profile = self.layer.stack.profile
             if rtx is None and 0 < self.dupacks < profile.tcp_reordering and not self.cc.in_recovery:
                 # RFC 5681 §3.2 step 1 (RFC 3042 limited transmit): the first and second
                 # duplicate ACKs each let one segment of new data go beyond cwnd.
@@ -868,7 +925,9 @@ class TcpEndpoint:
                 if self.snd_wnd == 0 and self.snd_max == self.snd_una:
                     self._arm_persist(now)
                 break
-            size = min(mss, unsent, usable)
+            size = min(mss if rtx is not None else tso_max, unsent, usable)
+            if size > mss:
+                size -= size % mss  # a partial last segment goes on its own, under Nagle
             if rtx is not None:
                 size = min(size, self.snd_nxt - point)  # the go-back resends only what was sent
             if rtx is None:
@@ -889,7 +948,7 @@ class TcpEndpoint:
                 if small and (self.cork or (not self.nodelay and self._snd_sml > self.snd_una)):
                     break
             start = point - self._buf_seq
-            payload = bytes(self.snd_buf[start : start + size])
+            payload = self.snd_buf[start : start + size]
             end = point + size
             with_fin = fin_pending and end == data_end  # Linux lets the FIN ride on the last data
             # PSH (RFC 9293 §3.9.1 leaves it to the sender) as Linux sets it: on the
@@ -902,7 +961,7 @@ class TcpEndpoint:
                 self._pushed_seq = end
                 self._psh_ends.add(end)
             flags = ACK | (PSH if push else 0) | (FIN if with_fin else 0)
-            self._emit(flags, point, payload)
+            self._emit(flags, point, payload, gso_size=mss if size > mss else 0)
             if rtx is None:
                 if self._rtt_seq is None and not self.ts_ok:
                     self._rtt_seq, self._rtt_start = end, now
@@ -1154,6 +1213,82 @@ class TcpEndpoint:
     # ======================================================================================
     # SEGMENT ARRIVES (RFC 9293 §3.10.7)
     # ======================================================================================
+    def predicted_arrives(self, fields: tuple[int, ...], data: bytes, gso_size: int, now: float) -> bool:
+        """Header prediction (Van Jacobson's, RFC 1323 Appendix; Linux
+        ``tcp_rcv_established``): take the segment the connection expects next without
+        the general steps of §3.10.7.4, or return False, having changed nothing, for
+        the general path to take it.
+
+        ``fields`` are :func:`~refstack.wire.tcp.predicted_fields` of the segment,
+        ``data`` its text.  Predicted: ESTABLISHED; ACK with at most PSH; SEG.SEQ =
+        RCV.NXT; SND.UNA =< SEG.ACK =< SND.MAX, and a new ACK when it carries nothing
+        while data is in flight (a duplicate ACK is loss recovery's); the timestamps
+        option exactly when negotiated, passing PAWS (RFC 7323 §5.3); text only when
+        it fits the window, nothing is queued out of order, no FIN is held, the
+        receive side is open and no urgent pointer or D-SACK is pending.  Then the
+        outcome is what the general steps give for such a segment: every check
+        passes and the same ACK processing (fifth step), window update and text
+        delivery (seventh) run, in the same order (tested in
+        ``tests/tcp/test_header_prediction.py`` against the general path).  The
+        caller has verified the checksum and that the IP header's ECN field is not
+        CE."""
+        if self.state is not S.ESTABLISHED or self.fin_seq is not None:
+            return False
+        if fields[4] & ~PSH != ACK:
+            return False
+        rcv_nxt = self.rcv_nxt
+        if fields[2] != rcv_nxt & MASK:
+            return False
+        tsval = fields[8]
+        if self.ts_ok:
+            if tsval < 0 or (tsval - self.ts_recent) & MASK >= 1 << 31:
+                return False
+        elif tsval >= 0:
+            return False
+        snd_una = self.snd_una
+        ack = snd_una + ((fields[3] - snd_una) & MASK)
+        if ack > self.snd_max:
+            return False
+        n = len(data)
+        if n:
+            if (
+                rcv_nxt + n > self.rcv_adv
+                or self.ooo.bytes_queued
+                or self._ooo_fin is not None
+                or self._dsack is not None
+                or self.rcv_closed
+                or self.closed_by_app
+            ):
+                return False
+        elif ack == snd_una and self.snd_max != snd_una:
+            return False
+        if self.urgent.state is UrgentState.PENDING:
+            return False
+        self._last_recv = now
+        self._keepalive_probes = 0
+        if tsval >= 0 and rcv_nxt <= self.last_ack_sent <= rcv_nxt + n:
+            self.ts_recent = tsval  # RFC 7323 §4.3
+        # fifth: the ACK field (the checks of _process_ack all pass here)
+        self._probes_out = 0
+        if self.scoreboard is not None:
+            self.scoreboard.update(ack, (), snd_nxt=self.snd_max)
+        if ack > snd_una:
+            self._new_ack(ack, fields[9] if tsval >= 0 else None, now)
+        self._take_window(rcv_nxt, ack, fields[5])
+        self._output(now)
+        # seventh: the text, in order
+        if n:
+            if not self._ato:
+                self._ato = self.layer.stack.profile.tcp_ato_min
+            full = self._full_segments(n, gso_size)
+            self.rcv_buf += data
+            self.rcv_nxt = rcv_nxt + n
+            self.layer.stack.counters["tcp_rx_bytes"] += n
+            self._sack_latest = None
+            self.activity += 1  # _wake
+            self._acknowledge_data(full, False, now)
+        return True
+
     def segment_arrives(self, seg: Incoming, now: float) -> None:
         self._last_recv = now
         self._keepalive_probes = 0
@@ -1569,7 +1704,7 @@ class TcpEndpoint:
             # RFC 6675 §5: every ACK with SACK information updates the scoreboard.
             newly_sacked = self.scoreboard.update(seg.ack, seg.sack_blocks, snd_nxt=self.snd_max)
         if seg.ack > self.snd_una:
-            self._new_ack(seg, now)
+            self._new_ack(seg.ack, seg.ts[1] if seg.ts is not None else None, now)
         elif seg.ack == self.snd_una:
             self._maybe_dupack(seg, now, newly_sacked)
         self._update_window(seg)
@@ -1591,14 +1726,16 @@ class TcpEndpoint:
         return True
 
     def _update_window(self, seg: Incoming, *, force: bool = False) -> None:
+        self._take_window(seg.seq, seg.ack, seg.wnd, syn=seg.syn, force=force)
+
+    def _take_window(self, seq: int, ack: int, wnd: int, *, syn: bool = False, force: bool = False) -> None:
         """§3.10.7.4 fifth: update SND.WND if SND.WL1 < SEG.SEQ, or equal and
         SND.WL2 =< SEG.ACK.  The window of a non-SYN segment is scaled (RFC 7323 §2.3)."""
-        if force or self.snd_wl1 < seg.seq or (self.snd_wl1 == seg.seq and self.snd_wl2 <= seg.ack):
-            shift = 0 if seg.syn else self.snd_wscale
-            self.snd_wnd = seg.wnd << shift
-            self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
-            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
-            if self.snd_wnd > 0:
+        if force or self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
+            self.snd_wnd = snd_wnd = wnd if syn else wnd << self.snd_wscale
+            self.snd_wl1, self.snd_wl2 = seq, ack
+            self.max_snd_wnd = max(self.max_snd_wnd, snd_wnd)
+            if snd_wnd > 0 and (self._persist_timer.deadline is not None or self._persist_backoff):
                 self._persist_timer.cancel()
                 self._persist_backoff = 0
 
@@ -1608,21 +1745,23 @@ class TcpEndpoint:
         if rtt_ms < 1 << 31:
             self.rto.on_rtt_sample(max(rtt_ms, 1) / 1000.0)
 
-    def _new_ack(self, seg: Incoming, now: float) -> None:
+    def _new_ack(self, ack: int, tsecr: int | None, now: float) -> None:
         """SND.UNA < SEG.ACK =< SND.NXT: data acknowledged (RFC 9293 §3.10.7.4 fifth,
-        RFC 6298 §5.2-5.3, RFC 5681 §3.1, RFC 6582 §3.2)."""
-        acked = seg.ack - self.snd_una
-        data_acked_end = min(seg.ack, self._buf_seq + len(self.snd_buf))
+        RFC 6298 §5.2-5.3, RFC 5681 §3.1, RFC 6582 §3.2).  ``tsecr``: the segment's
+        TSecr, None without the timestamps option."""
+        acked = ack - self.snd_una
+        data_acked_end = min(ack, self._buf_seq + len(self.snd_buf))
         if data_acked_end > self._buf_seq:
             del self.snd_buf[: data_acked_end - self._buf_seq]
             self._buf_seq = data_acked_end
-            self._psh_ends = {e for e in self._psh_ends if e > data_acked_end}
-        self.snd_una = seg.ack
-        self.snd_nxt = max(self.snd_nxt, self.snd_una)
+            if self._psh_ends:
+                self._psh_ends = {e for e in self._psh_ends if e > data_acked_end}
+        self.snd_una = ack
+        self.snd_nxt = max(self.snd_nxt, ack)
         # RTT (RFC 6298 §3 Karn / RFC 7323 §4.1)
-        if self.ts_ok and seg.ts is not None and seg.ts[1]:
-            self._ts_rtt_sample(seg.ts[1], now)
-        elif self._rtt_seq is not None and seg.ack >= self._rtt_seq:
+        if self.ts_ok and tsecr:
+            self._ts_rtt_sample(tsecr, now)
+        elif self._rtt_seq is not None and ack >= self._rtt_seq:
             self.rto.on_rtt_sample(now - self._rtt_start)
             self._rtt_seq = None
         # Karn (RFC 6298 §3, §5 note after 5.7): the backed-off RTO is kept until a
@@ -1631,7 +1770,7 @@ class TcpEndpoint:
         # Congestion control
         cc = self.cc
         if cc.in_recovery:
-            if seg.ack >= cc.recover:
+            if ack >= cc.recover:
                 # RFC 6675 §5 (A) / RFC 6582 §3.2: a full ACK ends recovery.
                 cc.exit_recovery(self._flight_size())
                 self._sack_recovery = False
@@ -1801,9 +1940,7 @@ class TcpEndpoint:
             return
         if not self._ato:
             self._ato = self.layer.stack.profile.tcp_ato_min  # the first data (tcp_event_data_recv)
-        # Linux's estimate of the peer's MSS (tcp_measure_rcv_mss): the largest segment seen.
-        self._rcv_mss = max(self._rcv_mss, len(data))
-        full = len(data) >= self._rcv_mss
+        full = self._full_segments(len(data), seg.gso_size)
         if seq == self.rcv_nxt:
             filled_hole = bool(len(self.ooo))
             self.rcv_buf += data
@@ -1825,19 +1962,7 @@ class TcpEndpoint:
                 return
             if seg.fin and seg.seq + len(seg.payload) == self.rcv_nxt:
                 return  # the FIN right after this text (eighth step) is ACKed with it (MUST-58; Linux)
-            self._unacked_segments += 1 if full else 0
-            if (
-                filled_hole
-                or self._quickacks > 0
-                or self._unacked_segments >= 2
-                or self.quickack
-                or self._dsack is not None
-            ):
-                if self._quickacks > 0:
-                    self._quickacks -= 1
-                self._send_ack(now)
-            elif not self._delack_timer.armed:
-                self._delack_timer.arm(now + self.layer.stack.profile.tcp_delack_min)
+            self._acknowledge_data(full, filled_hole, now)
         else:
             refused = self.ooo.refused
             stored = self.ooo.insert(seq, data)
@@ -1849,6 +1974,33 @@ class TcpEndpoint:
             if stored is not None:
                 self._sack_latest = next((r for r in self.ooo.ranges() if r[0] <= stored[0] < r[1]), stored)
             self._send_ack(now)  # RFC 5681 §4.2: an immediate duplicate ACK
+
+    def _full_segments(self, size: int, gso_size: int) -> int:
+        """How many full-sized segments ``size`` octets of text make, for the ACK rule
+        of RFC 1122 §4.2.3.2, with Linux's estimate of the peer's MSS
+        (tcp_measure_rcv_mss): the largest segment seen, or the device's segment size
+        for a super-segment (GRO, :class:`~refstack.nic.offload.RxOffload`)."""
+        seen = gso_size or size
+        self._rcv_mss = max(self._rcv_mss, seen)
+        return size // self._rcv_mss
+
+    def _acknowledge_data(self, full_segments: int, filled_hole: bool, now: float) -> None:
+        """In-order text arrived: ACK at once (RFC 1122 §4.2.3.2: at least every second
+        full-sized segment; RFC 5681 §4.2: when a hole is filled; Linux's quick-ACKs
+        at the start, TCP_QUICKACK, a D-SACK to report), else arm the delayed ACK."""
+        self._unacked_segments += full_segments
+        if (
+            filled_hole
+            or self._quickacks > 0
+            or self._unacked_segments >= 2
+            or self.quickack
+            or self._dsack is not None
+        ):
+            if self._quickacks > 0:
+                self._quickacks -= 1
+            self._send_ack(now)
+        elif self._delack_timer.deadline is None:
+            self._delack_timer.arm(now + self.layer.stack.profile.tcp_delack_min)
 
     def _fin_arrives(self, now: float) -> None:
         """§3.10.7.4 eighth: advance RCV.NXT over the FIN, acknowledge it, and move on.

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 
 from ..net.icmp import error_errno
 from ..net.interface import Interface
+from ..nic.offload import RxOffload
 from ..wire.addresses import Ipv4Addr, is_multicast_ipv4
-from ..wire.checksum import checksum, checksum_ok, pseudo_header_sum
+from ..wire.checksum import checksum, checksum_ok, pseudo_header_sum, transport_checksum_ok
 from ..wire.errors import WireError
 from ..wire.icmp import DEST_UNREACHABLE, UNREACH_FRAG_NEEDED, IcmpMessage
 from ..wire.ipv4 import PROTO_TCP, Ipv4Packet
-from ..wire.tcp import ACK, RST, TcpSegment, build_tcp
+from ..wire.tcp import ACK, RST, TcpSegment, build_tcp, predicted_fields
 from .endpoint import TcpEndpoint
 from .isn import IsnGenerator
 from .segment import Incoming, incoming
@@ -39,6 +40,7 @@ from .state import TcpState
 from .syncookies import COOKIE_VALID, NO_OPTIONS, SynCookies, decode_ts
 
 if TYPE_CHECKING:
+    from ..net.ipv4 import TxRoute
     from ..stack import Stack
 
 ANY = bytes(4)
@@ -89,6 +91,9 @@ class TcpLayer:
         self.challenge_second = -1
         self.challenge_left = 0
         self._syncookies: SynCookies | None = None
+        # Header prediction (TcpEndpoint.predicted_arrives): off, every segment takes
+        # the general path of RFC 9293 §3.10.7 (the tests compare the two).
+        self.header_prediction = True
 
     def endpoint(self) -> TcpEndpoint:
         """A new socket's core; the Onload model gives it an endpoint or hands it over
@@ -303,20 +308,50 @@ class TcpLayer:
         return True
 
     # --- input -----------------------------------------------------------------------
-    def input(self, ip: Ipv4Packet, iface: Interface, now: float, *, link_broadcast: bool) -> None:
+    def input(
+        self,
+        ip: Ipv4Packet,
+        iface: Interface,
+        now: float,
+        *,
+        link_broadcast: bool,
+        offload: RxOffload | None = None,
+    ) -> None:
+        """A TCP segment arrived (RFC 9293 §3.10.7).  ``offload``: the device vouched
+        for the checksum, or the segment is a super-segment (GSO) of its ``gso_size``."""
         counters = self.stack.counters
         if link_broadcast or is_multicast_ipv4(ip.dst) or self.stack.ip.is_broadcast(ip.dst):
             counters["tcp_rx_broadcast_dropped"] += 1  # MUST-57
             return
+        payload = ip.payload
+        csum_valid = offload is not None and offload.csum_valid
+        gso_size = offload.gso_size if offload is not None else 0
+        fields = predicted_fields(payload) if self.header_prediction else None
+        if fields is not None:
+            key = (ip.dst, fields[1], ip.src, fields[0])
+            ep = self.connections.get(key)
+            if ep is not None:
+                if not (csum_valid or transport_checksum_ok(ep.rx_pseudo_base(), payload)):
+                    counters["tcp_rx_bad_checksum"] += 1
+                    return
+                counters["tcp_rx_segments"] += 1
+                if ip.tos & 3 != 3 and ep.predicted_arrives(fields, payload[fields[7] :], gso_size, now):
+                    counters["tcp_rx_predicted"] += 1
+                    return
+                inc = incoming(TcpSegment(payload), ep.rcv_nxt, ep.snd_una, ip.src, ip.dst)
+                inc.ce = ip.tos & 3 == 3
+                inc.gso_size = gso_size
+                ep.segment_arrives(inc, now)
+                return
         try:
-            seg = TcpSegment(ip.payload)
+            seg = TcpSegment(payload)
         except WireError:
-            cut = _options_cut_at_bad_length(bytes(ip.payload), ip.src, ip.dst)
+            cut = _options_cut_at_bad_length(bytes(payload), ip.src, ip.dst)
             if cut is None:
                 counters["tcp_rx_malformed"] += 1
                 return
             seg = cut
-        if not seg.checksum_ok(ip.src, ip.dst):
+        if not csum_valid and not seg.checksum_ok(ip.src, ip.dst):
             counters["tcp_rx_bad_checksum"] += 1
             return
         counters["tcp_rx_segments"] += 1
@@ -325,6 +360,7 @@ class TcpLayer:
         if ep is not None:
             inc = incoming(seg, ep.rcv_nxt, ep.snd_una, ip.src, ip.dst)
             inc.ce = ip.tos & 3 == 3
+            inc.gso_size = gso_size
             ep.segment_arrives(inc, now)
             return
         inc = incoming(seg, seg.seq, seg.ack, ip.src, ip.dst)
@@ -374,14 +410,36 @@ class TcpLayer:
         except OSError:
             self.stack.counters["tcp_tx_rst_unroutable"] += 1
 
-    def output(self, ep: TcpEndpoint, segment: bytes, now: float, *, ect: bool = False) -> None:
-        """Send one segment of ``ep``; ``ect``: mark it ECT(0) (RFC 3168 §6.1.2)."""
+    def output(
+        self,
+        ep: TcpEndpoint,
+        segment: bytes,
+        now: float,
+        *,
+        ect: bool = False,
+        gso_size: int = 0,
+        route: TxRoute | None = None,
+    ) -> None:
+        """Send one segment of ``ep``; ``ect``: mark it ECT(0) (RFC 3168 §6.1.2);
+        ``gso_size``: it is a TSO super-segment of segments that size.  On a route with
+        checksum offload the segment carries the pseudo-header sum and the device
+        finishes it (:mod:`refstack.nic.offload`)."""
         assert ep.remote is not None and ep.local is not None
-        self.stack.counters["tcp_tx_segments"] += 1
+        stack = self.stack
+        stack.counters["tcp_tx_segments"] += 1
         tos = (ep.tos & ~3) | 2 if ect else ep.tos
         try:
-            self.stack.ip.output(
-                ep.remote[0], PROTO_TCP, segment, now, src=ep.local[0], ttl=ep.ttl, tos=tos, df=True
+            if route is None:  # the caller found none: this lookup raises and counts it
+                ep.route = route = stack.ip.route(ep.route, ep.remote[0], PROTO_TCP, ep.local[0], now)
+            stack.ip.send_routed(
+                route,
+                segment,
+                now,
+                ttl=ep.ttl,
+                tos=tos,
+                l4_csum_offset=16,
+                gso_size=gso_size,
+                l4_header_len=(segment[12] >> 4) * 4,
             )
         except OSError as e:
             self.stack.counters["tcp_tx_error"] += 1

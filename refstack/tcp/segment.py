@@ -31,6 +31,7 @@ class Incoming:
     ts: tuple[int, int] | None = None  # (TSval, TSecr)
     sack_blocks: tuple[tuple[int, int], ...] = ()
     ce: bool = False  # the IP header's ECN field was CE (RFC 3168 §5)
+    gso_size: int = 0  # a super-segment from the device: the size of the segments it stands for
     # Where it came from and went to: (address, port) of the sender and of us.
     source: tuple[bytes, int] = (bytes(4), 0)
     destination: tuple[bytes, int] = (bytes(4), 0)

@@ -63,3 +63,33 @@ def checksum_ok(*parts: bytes | bytearray | memoryview | PartialSum) -> bool:
     """True when ``parts``, checksum field included, sum to -0 (0xFFFF), i.e. verify."""
     sums = tuple(p if isinstance(p, tuple) else partial_sum(p) for p in parts)
     return _fold(sums) == _M
+
+
+def pseudo_header_base(src: bytes, dst: bytes, protocol: int) -> int:
+    """The pseudo-header sum without its length word, modulo 0xFFFF: a connection's
+    constant part, to which each datagram adds its length (RFC 9293 §3.1).  It is
+    never -0 in disguise: the protocol word alone makes the words not all zero."""
+    if len(src) != 4 or len(dst) != 4:
+        raise WireError("ipv4.address", None, "pseudo-header addresses must be 4 bytes")
+    return ((int.from_bytes(src + dst, "big") << 32) | (protocol << 16)) % _M
+
+
+def transport_checksum(base: int, header: bytes, payload: bytes | bytearray | memoryview) -> int:
+    """The checksum field for ``header`` (even length, checksum field zero) followed by
+    ``payload``, under a pseudo-header whose constant part is ``base``
+    (:func:`pseudo_header_base`): one reduction over the whole segment.  Equal to
+    :func:`checksum` of the same parts."""
+    n = int.from_bytes(payload, "big")
+    if len(payload) & 1:
+        n <<= 8
+    total = (base + len(header) + len(payload) + int.from_bytes(header, "big") + n) % _M
+    return _M - total if total else 0  # the words are never all zero: a sum of 0 is -0
+
+
+def transport_checksum_ok(base: int, segment: bytes | bytearray | memoryview) -> bool:
+    """Verify a TCP/UDP ``segment`` (checksum field included) under a pseudo-header
+    whose constant part is ``base``: the one's complement sum must be -0."""
+    n = int.from_bytes(segment, "big")
+    if len(segment) & 1:
+        n <<= 8
+    return (base + len(segment) + n) % _M == 0

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .addresses import Ipv4Addr, ipv4_str
-from .checksum import checksum, checksum_ok
+from .checksum import checksum
 from .errors import WireError, check_range
 
 HEADER_LEN = 20
@@ -62,6 +62,7 @@ OPTION_NAMES = {
 }
 
 _HDR = struct.Struct("!BBHHHBBH4s4s")
+_PORTS = struct.Struct("!HH")
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,12 +286,22 @@ class Ipv4Packet:
         return self._buf[self._hlen : self._end]
 
     @property
+    def ports(self) -> tuple[int, int]:
+        """The first four payload octets as two 16-bit numbers: the source and
+        destination ports of TCP and UDP (RFC 9293 §3.1, RFC 768), as a NIC's filter
+        reads them.  The caller checks the protocol and that four octets are there."""
+        return _PORTS.unpack_from(self._buf, self._hlen)
+
+    @property
     def truncated(self) -> bool:
         return self._end < self._f[2]
 
     def checksum_ok(self) -> bool:
-        """Verify the header checksum (RFC 791 §3.1 "Header Checksum")."""
-        return checksum_ok(self._buf[: self._hlen])
+        """Verify the header checksum (RFC 791 §3.1 "Header Checksum"): the one's
+        complement sum of the header words is -0 (see :mod:`refstack.wire.checksum`;
+        a header is never all zero, its first octet being 0x4N)."""
+        n = int.from_bytes(self._buf[: self._hlen], "big")
+        return n % 0xFFFF == 0 and n != 0
 
     def __bytes__(self) -> bytes:
         return self._buf[: self._end]

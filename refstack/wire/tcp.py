@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from .addresses import Ipv4Addr
-from .checksum import checksum, checksum_ok, pseudo_header_sum
+from .checksum import checksum_ok, pseudo_header_base, pseudo_header_sum, transport_checksum
 from .errors import WireError, check_range
 from .ipv4 import PROTO_TCP
 from .tcp_options import (
@@ -218,6 +218,35 @@ class TcpSegment:
         )
 
 
+_HDR_TS = struct.Struct("!HHIIBBHHHIII")
+_NOP_NOP_TS = 0x0101080A
+
+
+def predicted_fields(buf: bytes) -> tuple[int, int, int, int, int, int, int, int, int, int] | None:
+    """The fields of a segment of the common shape, or None for any other.
+
+    The common shape is what header prediction (Van Jacobson, RFC 1323 Appendix;
+    Linux ``tcp_rcv_established``) expects: no options, or exactly the timestamps
+    option in the aligned layout of RFC 7323 Appendix A (NOP NOP kind 8 length 10).
+    Returns ``(src_port, dst_port, seq, ack, flags, window, urgent_pointer,
+    header_length, tsval, tsecr)`` with ``tsval`` = -1 when there are no options;
+    the payload is ``buf[header_length:]``.  Anything else (other options, a short
+    buffer, a bad data offset) returns None and goes to :class:`TcpSegment`, which
+    checks and parses everything.
+    """
+    if len(buf) < HEADER_LEN:
+        return None
+    doff = buf[12] >> 4
+    if doff == 5:
+        f = _HDR.unpack_from(buf)
+        return f[0], f[1], f[2], f[3], ((f[4] & 0x0F) << 8) | f[5], f[6], f[8], HEADER_LEN, -1, 0
+    if doff == 8 and len(buf) >= 32:
+        g = _HDR_TS.unpack_from(buf)
+        if g[9] == _NOP_NOP_TS:
+            return g[0], g[1], g[2], g[3], ((g[4] & 0x0F) << 8) | g[5], g[6], g[8], 32, g[10], g[11]
+    return None
+
+
 def build_tcp(
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -230,16 +259,22 @@ def build_tcp(
     window: int = 65535,
     urgent_pointer: int = 0,
     options: Iterable[TcpOption] = (),
-    payload: bytes = b"",
+    payload: bytes | bytearray = b"",
     checksum_value: int | None = None,
     options_bytes: bytes | None = None,
+    pseudo_base: int | None = None,
+    partial_checksum: bool = False,
 ) -> bytes:
     """Emit a TCP segment with the pseudo-header checksum for ``src``/``dst`` (RFC 9293 §3.1).
 
     ``flags`` is the 12-bit value of :attr:`TcpSegment.flags`.  Options are emitted in
     the order given and zero-padded; ``options_bytes`` instead gives the encoded option
     area as is (a multiple of 4 bytes: the stack's fast path for NOP NOP TS).
-    ``checksum_value`` overrides the checksum.
+    ``checksum_value`` overrides the checksum.  ``pseudo_base`` is the connection's
+    constant pseudo-header sum (:func:`~refstack.wire.checksum.pseudo_header_base`),
+    when the caller keeps it.  ``partial_checksum``: the checksum field holds the
+    pseudo-header sum only, not complemented, for a device that finishes it
+    (checksum offload, :mod:`refstack.nic.offload`; Linux CHECKSUM_PARTIAL).
     """
     if options_bytes is not None:
         if len(options_bytes) & 3 or len(options_bytes) > 40:
@@ -264,10 +299,26 @@ def build_tcp(
         check_range("tcp.flags", flags, 0xFFF)
         check_range("tcp.window", window, 0xFFFF)
         check_range("tcp.urgent_pointer", urgent_pointer, 0xFFFF)
-    header = _HDR.pack(
-        src_port, dst_port, seq, ack, (hlen << 2) | (flags >> 8), flags & 0xFF, window, 0, urgent_pointer
-    )
-    seg = header + opts + payload
+    if pseudo_base is None and checksum_value is None:
+        pseudo_base = pseudo_header_base(src, dst, PROTO_TCP)
+    if checksum_value is None and partial_checksum:
+        assert pseudo_base is not None
+        checksum_value = (pseudo_base + hlen + len(payload)) % 0xFFFF or 0xFFFF
     if checksum_value is None:
-        checksum_value = checksum(pseudo_header_sum(src, dst, PROTO_TCP, len(seg)), seg)
-    return seg[:16] + checksum_value.to_bytes(2, "big") + seg[18:]
+        assert pseudo_base is not None
+        header = _HDR.pack(
+            src_port, dst_port, seq, ack, (hlen << 2) | (flags >> 8), flags & 0xFF, window, 0, urgent_pointer
+        )
+        checksum_value = transport_checksum(pseudo_base, header + opts, payload)
+    header = _HDR.pack(
+        src_port,
+        dst_port,
+        seq,
+        ack,
+        (hlen << 2) | (flags >> 8),
+        flags & 0xFF,
+        window,
+        checksum_value,
+        urgent_pointer,
+    )
+    return b"".join((header, opts, payload))

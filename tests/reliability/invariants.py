@@ -192,9 +192,7 @@ def check_igmp(stack: Stack) -> list[str]:
 
 def check_timers(stack: Stack, *, after_poll: bool) -> list[str]:
     out: list[str] = []
-    for deadline, _, timer, gen in stack.timers._heap:
-        if gen != timer._gen:
-            continue  # a stale heap entry (lazy deletion)
+    for deadline, timer in stack.timers.armed():
         if not math.isfinite(deadline):
             out.append(f"timer {timer.name}: deadline {deadline} is not finite")
         elif after_poll and deadline <= stack.now:

@@ -244,14 +244,14 @@ def test_overflow_answered_with_a_cookie_keeping_no_state() -> None:
     w = Listener(backlog=2)
     w.fill_syn_queue()
     connections = len(w.stack.tcp.connections)
-    timers = len(w.stack.timers._heap)
+    timers = len(w.stack.timers.armed())
     for _ in range(200):
         w.syn()
     assert w.stack.counters["SyncookiesSent"] == 200
     assert w.stack.counters["TCPReqQFullDoCookies"] == 200
     assert len(w.ep.syn_queue) == 3
     assert len(w.stack.tcp.connections) == connections
-    assert len(w.stack.timers._heap) == timers  # no SYN-ACK retransmission timer
+    assert len(w.stack.timers.armed()) == timers  # no SYN-ACK retransmission timer
 
 
 def test_cookie_syn_ack_without_timestamps_offers_mss_only() -> None:
