@@ -54,6 +54,7 @@ class RunWorld:
     runtime_dir: Path
     procs: list[subprocess.Popen[bytes]]
     size: int
+    offload: bool = False  # refstack run --offload: the device with virtio-net offloads
 
     @property
     def nsfs(self) -> str:
@@ -79,6 +80,8 @@ class RunWorld:
         """``python -m refstack run --tap tap0 ... -- program`` inside the namespace."""
         argv = [sys.executable, "-m", "refstack", "run", "--tap", "tap0", "--netns", self.nsfs]
         argv += ["--address", f"{REFSTACK_IP}/24", "--name", "interop-run", "--pcap", str(self.pcap)]
+        if self.offload:
+            argv.append("--offload")
         return self.spawn([*argv, "--", *program], log)
 
     def kernel_run(self, program: list[str], log: str) -> subprocess.Popen[bytes]:
@@ -135,6 +138,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunWorld]:
         pytest.skip("nsenter (util-linux) is needed to run kernel-side programs in the namespace")
     ns = netns.NetNamespace()
     w = RunWorld(ns, tmp_path, tmp_path / "tap0.pcap", tmp_path / "runtime", [], bulk_bytes(request.config))
+    w.offload = getattr(request, "param", "plain") == "offload"
     request.node.interop_pcap = w.pcap
     try:
         ns.run(_persistent_tap, "interop-setup")
@@ -169,6 +173,7 @@ def _curl() -> str:
     return curl
 
 
+@pytest.mark.parametrize("world", ["plain", "offload"], indirect=True)
 def test_http_server_on_refstack_fetched_by_kernel_curl(world: RunWorld) -> None:
     curl = _curl()
     digest = _blob(world.tmp / "www", world.size)
@@ -194,7 +199,8 @@ def test_http_server_on_refstack_fetched_by_kernel_curl(world: RunWorld) -> None
     assert out.stat().st_size == world.size
     assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
     report(
-        f"refstack run: python -m http.server on refstack -> kernel curl: {world.size / 1e6:.0f} MB"
+        f"refstack run{' --offload' if world.offload else ''}: python -m http.server on refstack"
+        f" -> kernel curl: {world.size / 1e6:.0f} MB"
         f" in {elapsed:.2f} s = {world.size / 1e6 / elapsed:.1f} MB/s (sha256 equal)"
     )
     _stop(server)

@@ -377,11 +377,12 @@ class OnloadModel:
         """A frame is about to be queued for the TX ring: it takes a TX buffer, or is
         dropped (``memory_pressure_tx_drops``) and left to TCP's retransmission."""
         pool = self.buffers
-        pool.set_tx(self.tx_held())
-        if not pool.tx_room():
+        held = self.tx_held()
+        if held + 1 > pool.max_tx or pool.rx + held + 1 > pool.max_packets:  # BufferPool.tx_room
+            pool.set_tx(held)
             self.counters["memory_pressure_tx_drops"] += 1
             return False
-        pool.set_tx(pool.tx + 1)
+        pool.set_tx(held + 1)
         return True
 
     def udp_send(self, record: SocketRecord, size: int) -> None:

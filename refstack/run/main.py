@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ef", metavar="EF_NAME=VALUE", action="append", default=[], help="an EF_* option (repeatable)"
     )
     parser.add_argument("--pcap", metavar="FILE", type=Path, help="write the device's traffic to FILE (pcap)")
+    parser.add_argument(
+        "--offload",
+        action="store_true",
+        help="open the device with virtio-net offloads (TSO/GSO, checksum offload; refstack.nic.offload)",
+    )
 
 
 def enter_netns(where: str) -> None:
@@ -132,7 +137,7 @@ def run(args: argparse.Namespace, program: list[str]) -> int:
     link_cls: type[DeviceLink] = TapLink if args.tap is not None else TunLink
     dev: str = args.tap if args.tap is not None else args.tun
     try:
-        link = link_cls.create(dev)
+        link = link_cls.create(dev, offload=args.offload)
     except OSError as e:
         raise RunError(f"cannot open {dev}: {e.strerror or e}") from None
     pcap: _PcapTap | None = None
