@@ -91,8 +91,9 @@ class TcpLayer:
         self.challenge_second = -1
         self.challenge_left = 0
         self._syncookies: SynCookies | None = None
-        # Header prediction (TcpEndpoint.predicted_arrives): off, every segment takes
-        # the general path of RFC 9293 §3.10.7 (the tests compare the two).
+        # Header prediction: on, the segment a connection expects next takes
+        # TcpEndpoint.predicted_arrives (counted in tcp_rx_predicted); off, every
+        # segment takes the general path of RFC 9293 §3.10.7 (the tests compare the two).
         self.header_prediction = True
 
     def endpoint(self) -> TcpEndpoint:
