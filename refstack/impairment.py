@@ -116,6 +116,8 @@ class ImpairedLink:
     __slots__ = ("_counters", "_directions", "link")
 
     def __init__(self, link: MemoryLink, a_to_b: Impairment, b_to_a: Impairment | None = None) -> None:
+        if link.offload:
+            raise ValueError("an impaired link corrupts frames: it cannot carry offloaded ones (offload)")
         self.link = link
         self._directions: dict[Side, _Direction] = {
             "a": _Direction(a_to_b, "a>b"),

@@ -15,6 +15,14 @@ wire.  The two directions are independent (full duplex).  Without ``rate_bps`` t
 serialization time is zero.  Frames longer than ``mtu`` bytes (the whole frame as
 given, link header included) never reach the wire; they are dropped and counted.
 
+``offload=True`` makes it a host-internal link, as Linux's veth pair between two
+namespaces: no wire, so nothing on it can corrupt a frame, and it carries what the
+stacks hand it as is, TSO super-segments and partial checksums included
+(:class:`~refstack.nic.offload.TxOffloadFrame`; the receiving stack takes such a frame
+as vouched for, with its segment size).  The stacks' interfaces then offload
+(``tx_csum_offload``, ``tso``).  A super-segment is exempt from the MTU, which its
+segments each respect.
+
 The link holds no clock: every call says what time it is, and ``deliverable`` hands
 over the frames whose last bit has arrived by then, in arrival order.
 """
@@ -25,6 +33,8 @@ import heapq
 import math
 from collections.abc import Callable
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
+
+from .nic.offload import TxOffloadFrame
 
 Side = Literal["a", "b"]
 """One of the two ports of a link."""
@@ -124,6 +134,7 @@ class MemoryLink:
         "_seq",
         "delay",
         "mtu",
+        "offload",
         "on_frame",
         "rate_bps",
     )
@@ -135,6 +146,7 @@ class MemoryLink:
         rate_bps: float | None = None,
         mtu: int | None = None,
         on_frame: Tap | None = None,
+        offload: bool = False,
     ) -> None:
         if not (math.isfinite(delay) and delay >= 0):
             raise ValueError(f"link delay must be a finite number of seconds >= 0, not {delay}")
@@ -146,6 +158,7 @@ class MemoryLink:
         self.rate_bps = rate_bps
         self.mtu = mtu
         self.on_frame = on_frame
+        self.offload = offload
         # Per sending port: when its wire is free again, and the time of its last send.
         self._busy_until: dict[Side, float] = {"a": -math.inf, "b": -math.inf}
         self._last_send: dict[Side, float] = {"a": -math.inf, "b": -math.inf}
@@ -162,7 +175,8 @@ class MemoryLink:
         ``now`` may not go back in time for one port (``ValueError``).  A frame longer
         than ``mtu`` is dropped and counted in ``dropped_mtu``.
         """
-        frame = bytes(frame)
+        if not (self.offload and isinstance(frame, TxOffloadFrame)):
+            frame = bytes(frame)
         arrival = self.transmit(side, frame, now)
         if arrival is not None:
             self.schedule(side, frame, arrival)
@@ -205,7 +219,7 @@ class MemoryLink:
         self._last_send[side] = now
         self._counters["frames_sent"] += 1
         self._counters["bytes_sent"] += len(frame)
-        if self.mtu is not None and len(frame) > self.mtu:
+        if self.mtu is not None and len(frame) > self.mtu and not getattr(frame, "gso_size", 0):
             self._counters["dropped_mtu"] += 1
             return None
         done = now

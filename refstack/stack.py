@@ -29,7 +29,7 @@ from .net.interface import Interface
 from .net.ipv4 import Ipv4Layer
 from .net.routing import RoutingTable
 from .nic.model import OnloadModel
-from .nic.offload import RxOffload
+from .nic.offload import RxOffload, TxOffloadFrame
 from .profile import Profile
 from .tcp.layer import TcpLayer
 from .timers import TimerQueue
@@ -165,7 +165,12 @@ class Stack:
         """A frame arrived at ``now`` on ``interface`` (default: the primary one).
 
         ``offload`` is what the device says about it (:class:`~refstack.nic.offload.RxOffload`:
-        transport checksum already valid, TCP super-segment), from a link with offloads."""
+        transport checksum already valid, TCP super-segment), from a link with offloads.
+        A :class:`~refstack.nic.offload.TxOffloadFrame` arriving as is came over a
+        host-internal link (``MemoryLink(offload=True)``, Linux's veth) with its sender's
+        metadata: it is vouched for, as veth hands on a CHECKSUM_PARTIAL skb."""
+        if offload is None and isinstance(frame, TxOffloadFrame):
+            offload = RxOffload(csum_valid=True, gso_size=frame.gso_size)
         if now < self.now:
             raise ValueError(f"time went backwards: {now} < {self.now}")
         self.now = now

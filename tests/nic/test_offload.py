@@ -215,3 +215,69 @@ def test_udp_checksum_offload_is_honoured_only_when_vouched() -> None:
     assert b.counters["udp_rx_bad_checksum"] == 1
     b.receive(bytes(raw), 0.0, offload=RxOffload(csum_valid=True))
     assert b.counters["udp_rx_delivered"] == 1
+
+
+def test_memorylink_with_offload_carries_super_segments_as_is() -> None:
+    """A host-internal link (``MemoryLink(offload=True)``, Linux's veth) hands the peer
+    refstack's TSO super-segments whole; the peer takes them as vouched for, with their
+    segment size, and the stream arrives byte-exact."""
+    stacks = []
+    for name, address, seed in (("a", A_ADDR, 6), ("b", B_ADDR, 7)):
+        stack = Stack(seed=seed, name=name)
+        iface = stack.add_interface("eth", address, 24)
+        iface.tx_csum_offload = iface.tso = True
+        stacks.append(stack)
+    a, b = stacks
+    clock = VirtualClock()
+    sim = Simulation(clock)
+    sim.add(a, "a")
+    sim.add(b, "b")
+    seen: list[bytes] = []
+    sim.connect(
+        "a",
+        "b",
+        MemoryLink(
+            delay=0.001, rate_bps=1e9, mtu=1500, offload=True, on_frame=lambda s, f, t: seen.append(f)
+        ),
+    )
+    listener = b.tcp.endpoint()
+    listener.bind(bytes(4), 5001)
+    listener.listen(4)
+    client = a.tcp.endpoint()
+    client.connect(ipv4_addr(B_ADDR), 5001, clock.now())
+    assert sim.run_until(lambda: bool(listener.accept_queue), 10)
+    server = listener.accept()
+    data = hashlib.shake_256(b"veth").digest(1_000_000)
+    sent, got = 0, bytearray()
+
+    def pump() -> bool:
+        nonlocal sent
+        if sent < len(data) and client.send_space() > 0:
+            sent += client.send(data[sent : sent + (1 << 20)], clock.now())
+        while server.readable:
+            got.extend(server.recv(1 << 20))
+        return len(got) == len(data)
+
+    assert sim.run_until(pump, 60)
+    assert bytes(got) == data
+    supers = [f for f in seen if isinstance(f, TxOffloadFrame) and f.gso_size]
+    assert supers and max(len(f) for f in supers) > 1500
+    assert {f.gso_size for f in supers} == {1448}
+    assert server._rcv_mss == 1448
+    assert b.counters["tcp_rx_bad_checksum"] == 0
+
+
+def test_plain_memorylink_completes_nothing_and_strips_metadata() -> None:
+    """Without ``offload`` a MemoryLink is a wire: what crosses it is plain bytes."""
+    link = MemoryLink()
+    frame = TxOffloadFrame(bytes(40), csum_start=20, csum_offset=16)
+    link.send("a", frame, 0.0)
+    (out,) = link.deliverable("b", 0.0)
+    assert type(out) is bytes
+
+
+def test_an_impaired_link_refuses_offloads() -> None:
+    from refstack.impairment import ImpairedLink, Impairment
+
+    with pytest.raises(ValueError, match="offload"):
+        ImpairedLink(MemoryLink(offload=True), Impairment(1))
