@@ -33,6 +33,7 @@ from typing import Protocol, TypeVar
 from refstack import socket as rs
 from refstack.clock import VirtualClock
 from refstack.link import Capture, MemoryLink
+from refstack.nic.offload import RxOffload
 from refstack.runtime import Runtime, VirtualDriver
 from refstack.simulation import Simulation
 from refstack.stack import Stack
@@ -256,13 +257,14 @@ class RxWorld:
         return out
 
     # --- driving ------------------------------------------------------------------------
-    def inject(self, frame: bytes) -> list[str]:
-        """``frame`` arrives at the dut now; what the dut sends in reply goes on the wire.
-        Returns the broken disposition rules of :func:`frame_disposition` (``[]``: none)."""
+    def inject(self, frame: bytes, offload: RxOffload | None = None) -> list[str]:
+        """``frame`` arrives at the dut now (with what a device says of it, ``offload``);
+        what the dut sends in reply goes on the wire.  Returns the broken disposition
+        rules of :func:`frame_disposition` (``[]``: none)."""
         self.frames_in += 1
         counters, ring = self.dut.counters, self.dut.onload.counters
         before, drops = counters.mark(), ring.get("rx_nodesc_drops", 0)
-        self.dut.receive(frame, self.sim.now())
+        self.dut.receive(frame, self.sim.now(), offload=offload)
         broken = frame_disposition(before, counters, ring.get("rx_nodesc_drops", 0) - drops)
         self.sim.run_until(_never, 0.0)
         return broken

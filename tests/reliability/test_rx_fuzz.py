@@ -8,6 +8,9 @@ sockets, multicast memberships, partial fragment trains) and then interleaves:
   mutation that matters: which corpus frame, which field, which value);
 - ``burst``: up to 200 frames mutated by ``random.Random(seed)`` (the volume: the seed
   and the frame's index reproduce it exactly);
+- ``offloaded_frame``: one mutated frame with what a device says of it
+  (``RxOffload``: checksum vouched for or not, any super-segment size), a lying
+  device included;
 - ``advance``: virtual time jumps (delayed ACK, RTO, TIME-WAIT, fragment and IGMP
   timeouts) while the stack and its peer talk;
 - ``app``: an application call on a dut socket (read, write, close, drain UDP,
@@ -40,6 +43,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+
+from refstack.nic.offload import RxOffload
 
 from .invariants import InvariantError, check_stack
 from .rxworld import TIME_STEPS, RxWorld, mutate
@@ -80,10 +85,10 @@ class RxFuzz(RuleBasedStateMachine):
     def build(self, seed: int) -> None:
         self.world = RxWorld(seed)
 
-    def _feed(self, frame: bytes, where: str) -> None:
+    def _feed(self, frame: bytes, where: str, offload: RxOffload | None = None) -> None:
         Tally.frames += 1
         try:
-            broken = self.world.inject(frame)
+            broken = self.world.inject(frame, offload)
         except Exception as e:
             raise AssertionError(f"{where}: receive/poll raised {e!r} on frame {frame.hex()}") from e
         broken += check_stack(self.world.dut, udp=self.world.udp)
@@ -103,6 +108,14 @@ class RxFuzz(RuleBasedStateMachine):
             if Tally.frames >= Tally.target:
                 return
             self._feed(mutate(self.world, rng), f"burst(seed={seed}) frame {i}")
+
+    @rule(data=st.data(), csum_valid=st.booleans(), gso_size=st.sampled_from((0, 1, 536, 1448, 9000, 65535)))
+    def offloaded_frame(self, data: st.DataObject, csum_valid: bool, gso_size: int) -> None:
+        """A mutated frame from a device that vouches for its checksum, or calls it a
+        super-segment of any segment size (refstack.nic.offload): a lying device must
+        not crash the stack either."""
+        offload = RxOffload(csum_valid=csum_valid, gso_size=gso_size)
+        self._feed(mutate(self.world, DrawChooser(data)), f"offloaded_frame({offload})", offload)
 
     @rule(step=st.sampled_from(TIME_STEPS))
     def advance(self, step: float) -> None:
