@@ -290,6 +290,7 @@ class TcpCore(Protocol):
     reuseaddr: bool
     rcvbuf: int
     sndbuf: int
+    sndbuf_locked: bool
     maxseg: int | None
     ttl: int | None
     tos: int
@@ -628,6 +629,8 @@ class _SocketFile:
             core.rcvbuf = max(min(value & 0xFFFFFFFF, profile.rmem_max) * 2, _SOCK_MIN_RCVBUF)
         elif name == SO_SNDBUF:
             core.sndbuf = max(min(value & 0xFFFFFFFF, profile.wmem_max) * 2, _SOCK_MIN_SNDBUF)
+            if isinstance(self, _TcpFile):
+                self.core.sndbuf_locked = True  # Linux SOCK_SNDBUF_LOCK: no autotuning after this
         elif name == SO_KEEPALIVE:
             self.keepalive = value != 0
         elif name == SO_OOBINLINE:

@@ -434,6 +434,7 @@ class OnloadModel:
         config = self.stack.config
         if config.tcp_sndbuf:
             core.sndbuf = 2 * config.tcp_sndbuf  # type: ignore[attr-defined]
+            core.sndbuf_locked = True  # type: ignore[attr-defined]
         if config.tcp_rcvbuf:
             core.rcvbuf = 2 * config.tcp_rcvbuf  # type: ignore[attr-defined]
 

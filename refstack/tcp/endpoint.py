@@ -47,6 +47,10 @@ IP_TCP_HEADERS = 40
 TS_OPTION_LEN = 12  # NOP NOP TS
 _TS_OPTION = struct.Struct("!III")  # NOP NOP kind=8 len=10, TSval, TSecr (RFC 7323 App. A)
 _NOP_NOP_TS_WORD = 0x0101080A
+# Linux x86-64 sizes behind tcp_sndbuf_expand's per-segment memory: MAX_TCP_HEADER plus
+# the aligned skb_shared_info (320 + 320) around the data, then the aligned sk_buff.
+_SKB_OVERHEAD = 640
+_SKB_STRUCT = 256
 _OUTPUT_STATES = frozenset(
     (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_1, TcpState.CLOSING, TcpState.LAST_ACK)
 )
@@ -84,6 +88,9 @@ class TcpEndpoint:
         self.reuseaddr = False
         self.rcvbuf = profile.tcp_rmem[1]
         self.sndbuf = profile.tcp_wmem[1]
+        # SO_SNDBUF (or EF_TCP_SNDBUF) was set: no send-buffer autotuning (SOCK_SNDBUF_LOCK).
+        self.sndbuf_locked = False
+        self._nospace = False  # a send found the buffer full (SOCK_NOSPACE)
         self.maxseg: int | None = None
         self.ttl: int | None = None
         self.tos = 0
@@ -411,10 +418,13 @@ class TcpEndpoint:
             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))  # Linux waits for ESTABLISHED
         room = self.send_space()
         if room <= 0:
+            self._nospace = True
             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
         before = len(self.snd_buf)
         self.snd_buf += data[:room]
         taken = len(self.snd_buf) - before
+        if taken < len(data):
+            self._nospace = True
         if urgent and taken:
             self.snd_up = self._buf_seq + len(self.snd_buf)
         self._output(now)
@@ -862,6 +872,25 @@ class TcpEndpoint:
         self._dsack = None
         self._sack_previous = [b for b in blocks if b[0] >= self.rcv_nxt]
         return blocks
+
+    def _expand_sndbuf(self) -> None:
+        """Linux's send-buffer autotuning (tcp_sndbuf_expand): room for two congestion
+        windows of segments (at least the initial window and DupThresh + 1), each
+        counted at its in-memory size, as Reno's factor 2 provisions; never beyond
+        tcp_wmem[2], never shrinking, never once the application set SO_SNDBUF.  Run
+        when the connection is established and, while a send found the buffer full,
+        on ACKs that are not cwnd-limited (tcp_should_expand_sndbuf).  RFC 9293 leaves
+        buffer sizes to the implementation.  Only the limit follows Linux; what counts
+        against it is the data queued (Linux counts its buffers' true size)."""
+        if self.sndbuf_locked or self.remote is None:
+            return
+        profile = self.layer.stack.profile
+        mss = max(self.peer_mss, self.eff_mss())
+        per_mss = 1 << (mss + _SKB_OVERHEAD - 1).bit_length()  # roundup_pow_of_two
+        per_mss += _SKB_STRUCT
+        cwnd_segments = self.cc.cwnd // max(self.cc.mss, 1)
+        segments = max(profile.tcp_initial_cwnd, cwnd_segments, profile.tcp_reordering + 1)
+        self.sndbuf = max(self.sndbuf, min(2 * segments * per_mss, profile.tcp_wmem[2]))
 
     def _flight_size(self) -> int:
         return self.snd_max - self.snd_una
@@ -1397,6 +1426,7 @@ class TcpEndpoint:
             "linger",
             "rcvbuf",
             "sndbuf",
+            "sndbuf_locked",
             "maxseg",
             "ttl",
             "tos",
@@ -1482,6 +1512,7 @@ class TcpEndpoint:
             self._connect_errno = 0
         self.layer.stack.counters["tcp_established"] += 1
         self._last_data_sent = now  # Linux tcp_init_transfer: no restart on the first data
+        self._expand_sndbuf()  # Linux tcp_init_buffer_space
         self.arm_keepalive(now)
         self._wake()
 
@@ -1782,6 +1813,11 @@ class TcpEndpoint:
         else:
             cc.on_ack(acked)
         self.dupacks = 0
+        if self._nospace:  # Linux tcp_check_space -> tcp_new_space
+            if self._flight_size() < cc.cwnd:
+                self._expand_sndbuf()
+            if 2 * self.send_space() >= len(self.snd_buf):  # sk_stream_write_space's threshold
+                self._nospace = False
         # RFC 6298 §5.2/5.3: stop or restart the timer
         if self.snd_una >= self.snd_max:
             self._rtx_timer.cancel()

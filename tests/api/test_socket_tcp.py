@@ -324,7 +324,8 @@ def test_one_megabyte_through_a_non_blocking_select_loop(net: Net) -> None:
 
 def test_send_in_timeout_mode_may_be_partial_and_blocking_send_queues_everything(net: Net) -> None:
     _, client, conn = net.connected()
-    big = bytes(50_000)  # more than the send buffer (16 KiB), less than it plus the peer's window
+    sndbuf = client.getsockopt(rs.SOL_SOCKET, rs.SO_SNDBUF)
+    big = bytes(sndbuf + 30_000)  # more than the send buffer, less than it plus the peer's window
     client.setblocking(False)
     first = client.send(big)
     assert 0 < first < len(big)  # as much as the send buffer takes
@@ -336,6 +337,20 @@ def test_send_in_timeout_mode_may_be_partial_and_blocking_send_queues_everything
     while received < len(big):
         received += len(conn.recv(65536))
     assert received == len(big)
+
+
+def test_send_buffer_autotuned_at_establishment_unless_set(net: Net) -> None:
+    """Linux's tcp_sndbuf_expand: 16 KiB (tcp_wmem[1]) until the connection is
+    established, then room for two initial windows of segments at their in-memory
+    size (2 x 10 x 4352 for MSS 1460: 87040, as Linux reports); SO_SNDBUF locks it."""
+    s = net.tcp(net.a)
+    assert s.getsockopt(rs.SOL_SOCKET, rs.SO_SNDBUF) == 16384
+    _, client, _ = net.connected()
+    assert client.getsockopt(rs.SOL_SOCKET, rs.SO_SNDBUF) == 87040
+    locked = net.tcp(net.a)
+    locked.setsockopt(rs.SOL_SOCKET, rs.SO_SNDBUF, 10_000)
+    locked.connect((B_IP, PORT))
+    assert locked.getsockopt(rs.SOL_SOCKET, rs.SO_SNDBUF) == 20_000
 
 
 # --- options -------------------------------------------------------------------------------------
