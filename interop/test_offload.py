@@ -14,7 +14,6 @@ either side), no header dropped (``rx_bad_vnet``).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,12 +128,7 @@ def test_offload_udp_echo(offloaded: Interop) -> None:
     """Plain UDP both ways: the kernel's datagrams arrive with a partial checksum
     (NEEDS_CSUM, accepted), refstack's echoes are taken by the kernel (no InCsumErrors)."""
     world = offloaded
-    r = world.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    r.settimeout(TIMEOUT)
-    r.bind((REFSTACK_IP, 5000))
-    k = world.kernel_socket(socket.AF_INET, socket.SOCK_DGRAM)
-    k.settimeout(TIMEOUT)
-    k.bind((KERNEL_IP, 5001))
+    r, k = traffic.udp_pair(world)
     before = _snmp(world, "Udp")
     for i in range(20):
         payload = bytes((i + j) & 0xFF for j in range(100 + 60 * i))
@@ -155,12 +149,7 @@ def test_offload_fragmented_udp_both_ways(offloaded: Interop) -> None:
     """8 KB datagrams, fragmented by each sender (the kernel cannot leave a fragmented
     datagram's checksum to the device, nor may refstack): reassembled whole on both sides."""
     world = offloaded
-    r = world.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    r.settimeout(TIMEOUT)
-    r.bind((REFSTACK_IP, 5000))
-    k = world.kernel_socket(socket.AF_INET, socket.SOCK_DGRAM)
-    k.settimeout(TIMEOUT)
-    k.bind((KERNEL_IP, 5001))
+    r, k = traffic.udp_pair(world)
     k.sendto(b"warm-up", (REFSTACK_IP, 5000))  # ARP both ways first
     assert r.recvfrom(100) == (b"warm-up", (KERNEL_IP, 5001))
     before_ip, before_udp = _snmp(world, "Ip"), _snmp(world, "Udp")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from refstack.counters import KERNEL_PATH_RX_FRAGMENTS
 
+from . import traffic
 from .conftest import KERNEL_IP, REFSTACK_IP, Interop
 
 TIMEOUT = 10.0
@@ -40,12 +41,7 @@ def test_fragmented_udp_kernel_to_refstack(interop: Interop) -> None:
     """The kernel fragments 8 KB datagrams; refstack's kernel path reassembles them
     (Onload hands every fragment to the kernel), counted in ReasmOKs and
     kernel_path_rx_fragments."""
-    r = interop.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    r.settimeout(TIMEOUT)
-    r.bind((REFSTACK_IP, 5000))
-    k = interop.kernel_socket(socket.AF_INET, socket.SOCK_DGRAM)
-    k.settimeout(TIMEOUT)
-    k.bind((KERNEL_IP, 5001))
+    r, k = traffic.udp_pair(interop)
     k.sendto(b"warm-up", (REFSTACK_IP, 5000))  # ARP both ways first
     assert r.recvfrom(100) == (b"warm-up", (KERNEL_IP, 5001))
     mark = interop.counters()
@@ -63,12 +59,7 @@ def test_fragmented_udp_kernel_to_refstack(interop: Interop) -> None:
 
 def test_fragmented_udp_refstack_to_kernel(interop: Interop) -> None:
     """refstack fragments its own 8 KB datagrams; the kernel reassembles and receives them whole."""
-    k = interop.kernel_socket(socket.AF_INET, socket.SOCK_DGRAM)
-    k.settimeout(TIMEOUT)
-    k.bind((KERNEL_IP, 5001))
-    r = interop.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    r.settimeout(TIMEOUT)
-    r.bind((REFSTACK_IP, 5000))
+    r, k = traffic.udp_pair(interop)
     r.sendto(b"warm-up", (KERNEL_IP, 5001))
     assert k.recvfrom(100) == (b"warm-up", (REFSTACK_IP, 5000))
     before = _kernel_snmp(interop)

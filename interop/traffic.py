@@ -13,6 +13,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from .conftest import KERNEL_IP, REFSTACK_IP, Interop
 
@@ -135,3 +136,15 @@ def kernel_echo_client(world: Interop, messages: list[bytes], port: int = 7) -> 
         conn.sendall(data)
     conn.close()
     bg.join(TIMEOUT)
+
+
+def udp_pair(world: Interop, refstack_port: int = 5000, kernel_port: int = 5001) -> tuple[Any, socket.socket]:
+    """A refstack UDP socket on ``REFSTACK_IP:refstack_port`` and a kernel one on
+    ``KERNEL_IP:kernel_port``, both bound, both with the interop timeout."""
+    r = world.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    r.settimeout(TIMEOUT)
+    r.bind((REFSTACK_IP, refstack_port))
+    k = world.kernel_socket(socket.AF_INET, socket.SOCK_DGRAM)
+    k.settimeout(TIMEOUT)
+    k.bind((KERNEL_IP, kernel_port))
+    return r, k

@@ -91,28 +91,17 @@ class OffloadDevice:
         return self.stack.next_deadline()
 
 
-def test_tso_super_segments_cut_by_the_device_reach_the_peer_byte_exact() -> None:
-    a = Stack(seed=1, name="a")
-    iface = a.add_interface("eth", A_ADDR, 24)
-    iface.tx_csum_offload = iface.tso = True
-    b = Stack(seed=2, name="b")
-    b.add_interface("eth", B_ADDR, 24)
-    clock = VirtualClock()
-    sim = Simulation(clock)
-    device = OffloadDevice(a)
-    sim.add(device, "a")
-    sim.add(b, "b")
-    sim.connect("a", "b", MemoryLink(delay=0.001, rate_bps=1e9, mtu=1500))
+def _bulk(sim: Simulation, a: Stack, b: Stack, data: bytes) -> TcpEndpoint:
+    """``data`` from a to b over ``sim`` (a's end closes after it); checks it arrived
+    byte-exact and returns b's end of the connection."""
+    clock = sim.clock
     listener = b.tcp.endpoint()
     listener.bind(bytes(4), 5001)
     listener.listen(4)
-    listener.rcvbuf = 4 << 20
     client = a.tcp.endpoint()
-    client.sndbuf = 4 << 20
     client.connect(ipv4_addr(B_ADDR), 5001, clock.now())
     assert sim.run_until(lambda: bool(listener.accept_queue), 10)
     server = listener.accept()
-    data = hashlib.shake_256(b"tso").digest(2_000_000)
     sent, got = 0, bytearray()
 
     def pump() -> bool:
@@ -130,6 +119,22 @@ def test_tso_super_segments_cut_by_the_device_reach_the_peer_byte_exact() -> Non
 
     assert sim.run_until(pump, 60)
     assert bytes(got) == data
+    return server
+
+
+def test_tso_super_segments_cut_by_the_device_reach_the_peer_byte_exact() -> None:
+    a = Stack(seed=1, name="a")
+    iface = a.add_interface("eth", A_ADDR, 24)
+    iface.tx_csum_offload = iface.tso = True
+    b = Stack(seed=2, name="b")
+    b.add_interface("eth", B_ADDR, 24)
+    clock = VirtualClock()
+    sim = Simulation(clock)
+    device = OffloadDevice(a)
+    sim.add(device, "a")
+    sim.add(b, "b")
+    sim.connect("a", "b", MemoryLink(delay=0.001, rate_bps=1e9, mtu=1500))
+    _bulk(sim, a, b, hashlib.shake_256(b"tso").digest(2_000_000))
     assert device.super_segments > 10
     assert device.largest >= 20 + 32 + 10 * 1448  # the initial window in one
     assert b.counters["tcp_rx_bad_checksum"] == 0
@@ -240,26 +245,7 @@ def test_memorylink_with_offload_carries_super_segments_as_is() -> None:
             delay=0.001, rate_bps=1e9, mtu=1500, offload=True, on_frame=lambda s, f, t: seen.append(f)
         ),
     )
-    listener = b.tcp.endpoint()
-    listener.bind(bytes(4), 5001)
-    listener.listen(4)
-    client = a.tcp.endpoint()
-    client.connect(ipv4_addr(B_ADDR), 5001, clock.now())
-    assert sim.run_until(lambda: bool(listener.accept_queue), 10)
-    server = listener.accept()
-    data = hashlib.shake_256(b"veth").digest(1_000_000)
-    sent, got = 0, bytearray()
-
-    def pump() -> bool:
-        nonlocal sent
-        if sent < len(data) and client.send_space() > 0:
-            sent += client.send(data[sent : sent + (1 << 20)], clock.now())
-        while server.readable:
-            got.extend(server.recv(1 << 20))
-        return len(got) == len(data)
-
-    assert sim.run_until(pump, 60)
-    assert bytes(got) == data
+    server = _bulk(sim, a, b, hashlib.shake_256(b"veth").digest(1_000_000))
     supers = [f for f in seen if isinstance(f, TxOffloadFrame) and f.gso_size]
     assert supers and max(len(f) for f in supers) > 1500
     assert {f.gso_size for f in supers} == {1448}
