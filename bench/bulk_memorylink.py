@@ -64,10 +64,10 @@ def run(megabytes: float, *, offload: bool = False) -> dict[str, object]:
     listener = b.tcp.endpoint()
     listener.bind(bytes(4), 5001)
     listener.listen(8)
-    for ep in (listener,):
-        ep.rcvbuf = 4 * 1024 * 1024
+    # 4 MB buffers each way, fixed as SO_RCVBUF/SO_SNDBUF would fix them (no autotuning).
+    listener.rcvbuf, listener.rcvbuf_locked = 4 * 1024 * 1024, True
     client = a.tcp.endpoint()
-    client.sndbuf = 4 * 1024 * 1024
+    client.sndbuf, client.sndbuf_locked = 4 * 1024 * 1024, True
     client.connect(ipv4_addr("198.51.100.2"), 5001, clock.now())
     if not sim.run_until(lambda: bool(listener.accept_queue), 10):
         raise SystemExit("handshake failed")

@@ -62,6 +62,7 @@ class Profile:
     tcp_dsack: bool = True
     tcp_window_scaling: bool = True
     tcp_adv_win_scale: int = 1
+    tcp_moderate_rcvbuf: bool = True  # receive-buffer autotuning (Linux DRS)
     tcp_syn_retries: int = 6
     tcp_synack_retries: int = 5
     tcp_syn_linear_timeouts: int = 0  # RFC 6298 §5.5; Linux 4 (see module docstring)
@@ -195,6 +196,7 @@ SYSCTL_FIELDS: dict[str, tuple[str, object]] = {
     "tcp_dsack": ("tcp_dsack", _flag),
     "tcp_window_scaling": ("tcp_window_scaling", _flag),
     "tcp_adv_win_scale": ("tcp_adv_win_scale", int),
+    "tcp_moderate_rcvbuf": ("tcp_moderate_rcvbuf", _flag),
     "tcp_syn_retries": ("tcp_syn_retries", int),
     "tcp_synack_retries": ("tcp_synack_retries", int),
     "tcp_syn_linear_timeouts": ("tcp_syn_linear_timeouts", int),

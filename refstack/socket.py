@@ -291,6 +291,7 @@ class TcpCore(Protocol):
     rcvbuf: int
     sndbuf: int
     sndbuf_locked: bool
+    rcvbuf_locked: bool
     maxseg: int | None
     ttl: int | None
     tos: int
@@ -627,6 +628,8 @@ class _SocketFile:
                 raise _not_modelled("SO_REUSEPORT")
         elif name == SO_RCVBUF:  # Linux sock_setsockopt: clamp to rmem_max, then double
             core.rcvbuf = max(min(value & 0xFFFFFFFF, profile.rmem_max) * 2, _SOCK_MIN_RCVBUF)
+            if isinstance(self, _TcpFile):
+                self.core.rcvbuf_locked = True  # Linux SOCK_RCVBUF_LOCK: no autotuning after this
         elif name == SO_SNDBUF:
             core.sndbuf = max(min(value & 0xFFFFFFFF, profile.wmem_max) * 2, _SOCK_MIN_SNDBUF)
             if isinstance(self, _TcpFile):

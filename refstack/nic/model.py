@@ -437,6 +437,7 @@ class OnloadModel:
             core.sndbuf_locked = True  # type: ignore[attr-defined]
         if config.tcp_rcvbuf:
             core.rcvbuf = 2 * config.tcp_rcvbuf  # type: ignore[attr-defined]
+            core.rcvbuf_locked = True  # type: ignore[attr-defined]
 
     def multicast_loops(self, record: SocketRecord) -> bool:
         """Whether a multicast send of an IP_MULTICAST_LOOP socket is looped back to

@@ -17,6 +17,7 @@ import dataclasses
 import errno
 import os
 import struct
+from collections import deque
 from typing import TYPE_CHECKING
 
 from ..nic.offload import TSO_MAX_DATAGRAM
@@ -93,6 +94,18 @@ class TcpEndpoint:
         # SO_SNDBUF (or EF_TCP_SNDBUF) was set: no send-buffer autotuning (SOCK_SNDBUF_LOCK).
         self.sndbuf_locked = False
         self._nospace = False  # a send found the buffer full (SOCK_NOSPACE)
+        # SO_RCVBUF (or EF_TCP_RCVBUF) was set: no receive-buffer autotuning (SOCK_RCVBUF_LOCK).
+        self.rcvbuf_locked = False
+        # Receive-buffer autotuning (_rcv_space_adjust): the receiver's RTT estimate in
+        # seconds (0: none yet), what it was measured from, and the bytes the application
+        # read in the last RTT with where and when that measure started.
+        self._rcv_rtt = 0.0
+        self._rcv_rtt_tsecr = 0
+        self._rcv_rtt_seq = 0
+        self._rcv_rtt_time = -1.0
+        self._rcvq_space = 0
+        self._rcvq_seq = 0
+        self._rcvq_time = 0.0
         self.maxseg: int | None = None
         self.ttl: int | None = None
         self.tos = 0
@@ -111,6 +124,7 @@ class TcpEndpoint:
         self._snd_sml = 0  # end of the last small segment sent (Minshall's Nagle)
         self._pushed_seq = 0  # end of the last segment sent with PSH (Linux pushed_seq)
         self._psh_ends: set[int] = set()  # ends of unacked segments first sent with PSH
+        self._psh_order: deque[int] = deque()  # the same, in the (increasing) order sent
         self._pmtu_cookie: int | None = None  # path MTU when data was last sent (Linux icsk_pmtu_cookie)
         self.route: TxRoute | None = None  # the cached route (refstack.net.ipv4.TxRoute)
         self._pseudo: tuple[Ipv4Addr, Ipv4Addr, int] | None = None  # (local, remote, pseudo-header base)
@@ -444,6 +458,7 @@ class TcpEndpoint:
                 if self.urgent.active and self._copied_seq() > self.urgent.seq:
                     self.urgent.state = UrgentState.NONE
                 if data:
+                    self._rcv_space_adjust(self.now)
                     self._maybe_window_update(self.now)
             if data:
                 return data
@@ -991,6 +1006,7 @@ class TcpEndpoint:
             if push and rtx is None:
                 self._pushed_seq = end
                 self._psh_ends.add(end)
+                self._psh_order.append(end)
             flags = ACK | (PSH if push else 0) | (FIN if with_fin else 0)
             self._emit(flags, point, payload, gso_size=mss if size > mss else 0)
             if rtx is None:
@@ -1312,6 +1328,7 @@ class TcpEndpoint:
             if not self._ato:
                 self._ato = self.layer.stack.profile.tcp_ato_min
             full = self._full_segments(n, gso_size)
+            self._rcv_rtt_measure(n, fields[9] if tsval >= 0 else None, now)
             self.rcv_buf += data
             self.rcv_nxt = rcv_nxt + n
             self.layer.stack.counters["tcp_rx_bytes"] += n
@@ -1429,6 +1446,7 @@ class TcpEndpoint:
             "rcvbuf",
             "sndbuf",
             "sndbuf_locked",
+            "rcvbuf_locked",
             "maxseg",
             "ttl",
             "tos",
@@ -1515,6 +1533,8 @@ class TcpEndpoint:
         self.layer.stack.counters["tcp_established"] += 1
         self._last_data_sent = now  # Linux tcp_init_transfer: no restart on the first data
         self._expand_sndbuf()  # Linux tcp_init_buffer_space
+        self._rcvq_space = min(max(self.rcv_adv - self.rcv_nxt, 0), 10 * self.mss_advertised)
+        self._rcvq_seq, self._rcvq_time = self._copied_seq(), now
         self.arm_keepalive(now)
         self._wake()
 
@@ -1787,8 +1807,9 @@ class TcpEndpoint:
         if data_acked_end > self._buf_seq:
             del self.snd_buf[: data_acked_end - self._buf_seq]
             self._buf_seq = data_acked_end
-            if self._psh_ends:
-                self._psh_ends = {e for e in self._psh_ends if e > data_acked_end}
+            order = self._psh_order
+            while order and order[0] <= data_acked_end:
+                self._psh_ends.discard(order.popleft())
         self.snd_una = ack
         self.snd_nxt = max(self.snd_nxt, ack)
         # RTT (RFC 6298 §3 Karn / RFC 7323 §4.1)
@@ -1980,6 +2001,7 @@ class TcpEndpoint:
             self._ato = self.layer.stack.profile.tcp_ato_min  # the first data (tcp_event_data_recv)
         full = self._full_segments(len(data), seg.gso_size)
         if seq == self.rcv_nxt:
+            self._rcv_rtt_measure(len(data), seg.ts[1] if seg.ts is not None else None, now)
             filled_hole = bool(len(self.ooo))
             self.rcv_buf += data
             self.rcv_nxt += len(data)
@@ -2021,6 +2043,54 @@ class TcpEndpoint:
         seen = gso_size or size
         self._rcv_mss = max(self._rcv_mss, seen)
         return size // self._rcv_mss
+
+    def _rcv_rtt_measure(self, size: int, tsecr: int | None, now: float) -> None:
+        """The receiver's RTT estimate, for receive-buffer autotuning, as Linux keeps it
+        (tcp_rcv_rtt_measure_ts, tcp_rcv_rtt_measure): from the echoed timestamp of a
+        full-sized in-order segment (RFC 7323 §4.1's clock: 1 ms, a 0 counted as 1),
+        smoothed with gain 1/8; without timestamps, the time to receive a window's
+        worth of data, keeping the smallest."""
+        if self.ts_ok and tsecr is not None:
+            if tsecr == self._rcv_rtt_tsecr:
+                return
+            self._rcv_rtt_tsecr = tsecr
+            if size < self._rcv_mss:
+                return
+            delta = (self._tsval() - tsecr) & MASK
+            if delta >= 1 << 31:
+                return
+            sample = max(delta, 1) / 1000.0
+            self._rcv_rtt = sample if not self._rcv_rtt else self._rcv_rtt + (sample - self._rcv_rtt) / 8
+            return
+        if self._rcv_rtt_time >= 0 and self.rcv_nxt + size < self._rcv_rtt_seq:
+            return
+        if self._rcv_rtt_time >= 0:
+            sample = now - self._rcv_rtt_time
+            self._rcv_rtt = sample if not self._rcv_rtt else min(self._rcv_rtt, sample)
+        self._rcv_rtt_seq = self.rcv_nxt + size + max(self.rcv_adv - self.rcv_nxt, 0)
+        self._rcv_rtt_time = now
+
+    def _rcv_space_adjust(self, now: float) -> None:
+        """Linux's receive-buffer autotuning (dynamic right-sizing, tcp_rcv_space_adjust),
+        after the application read: once per receiver RTT, when it read more than in
+        the RTT before, the buffer grows to hold twice that plus 16 segments, more while
+        the rate rises (the sender in slow start), up to tcp_rmem[2]; the window offered
+        follows.  Not after SO_RCVBUF, not with tcp_moderate_rcvbuf off.  RFC 9293
+        §3.8.6 leaves the window's size to the receiver."""
+        if not self._rcv_rtt or now - self._rcvq_time < self._rcv_rtt or not self._rcvq_space:
+            return
+        copied = self._copied_seq() - self._rcvq_seq
+        if copied > self._rcvq_space:
+            profile = self.layer.stack.profile
+            if profile.tcp_moderate_rcvbuf and not self.rcvbuf_locked:
+                advmss = self.mss_advertised
+                rcvwin = 2 * copied + 16 * advmss
+                rcvwin += 2 * (rcvwin * (copied - self._rcvq_space) // self._rcvq_space)
+                scale = profile.tcp_adv_win_scale
+                space = (rcvwin << scale) // ((1 << scale) - 1) if scale > 0 else rcvwin
+                self.rcvbuf = max(self.rcvbuf, min(space, profile.tcp_rmem[2]))
+            self._rcvq_space = copied
+        self._rcvq_seq, self._rcvq_time = self._copied_seq(), now
 
     def _acknowledge_data(self, full_segments: int, filled_hole: bool, now: float) -> None:
         """In-order text arrived: ACK at once (RFC 1122 §4.2.3.2: at least every second

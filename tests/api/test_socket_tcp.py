@@ -8,6 +8,7 @@ the same calls over loopback.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import random
 import struct
@@ -352,6 +353,46 @@ def test_send_buffer_autotuned_at_establishment_unless_set(net: Net) -> None:
     locked.setsockopt(rs.SOL_SOCKET, rs.SO_SNDBUF, 10_000)
     locked.connect((B_IP, PORT))
     assert locked.getsockopt(rs.SOL_SOCKET, rs.SO_SNDBUF) == 20_000
+
+
+def _bulk_to_b(net: Net, client: rs.socket, conn: rs.socket, size: int) -> int:
+    """``size`` bytes from a to b with b reading as it goes; the largest window b offered."""
+    client.setblocking(False)
+    conn.setblocking(False)
+    data, sent, got, window = bytes(size), 0, 0, 0
+    while got < size:
+        if sent < size:
+            with contextlib.suppress(BlockingIOError):
+                sent += client.send(data[sent : sent + 65536])
+        with contextlib.suppress(BlockingIOError):
+            got += len(conn.recv(1 << 20))
+        net.sim.step()
+    for seg in net.segments():
+        if seg.src_port == PORT and not seg.flags & 0x02:  # not the SYN-ACK: its window is unscaled
+            window = max(window, seg.window << 10)  # b's window scale: 10
+    return window
+
+
+def test_receive_buffer_autotuned_by_what_the_application_reads(net: Net) -> None:
+    """Linux's dynamic right-sizing: a reader that keeps up with a bulk sender gets a
+    buffer sized to twice what it read per RTT (and more while the rate grows), so the
+    window offered outgrows the 64 KB of tcp_rmem[1]'s half."""
+    _, client, conn = net.connected()
+    assert conn.getsockopt(rs.SOL_SOCKET, rs.SO_RCVBUF) == 131072
+    window = _bulk_to_b(net, client, conn, 3_000_000)
+    assert conn.getsockopt(rs.SOL_SOCKET, rs.SO_RCVBUF) > 131072
+    assert window > 65535
+
+
+def test_receive_buffer_not_autotuned_after_so_rcvbuf(net: Net) -> None:
+    listener = net.server()
+    listener.setsockopt(rs.SOL_SOCKET, rs.SO_RCVBUF, 65536)  # accepted sockets inherit it, locked
+    client = net.tcp(net.a)
+    client.connect((B_IP, PORT))
+    conn, _ = listener.accept()
+    window = _bulk_to_b(net, client, conn, 1_000_000)
+    assert conn.getsockopt(rs.SOL_SOCKET, rs.SO_RCVBUF) == 131072
+    assert window <= 65536
 
 
 # --- options -------------------------------------------------------------------------------------
