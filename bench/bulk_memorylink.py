@@ -5,7 +5,7 @@ stack A to stack B (MSS 1460 on a 1500-byte IP link, 1 Gbit/s, 1 ms one-way dela
 no loss), and checks the received bytes by SHA-256.  Prints ``mb_per_s`` (MB =
 10**6 bytes of payload per CPU second) and ``sha256_match``.
 
-Where the time goes (py-spy at 3 kHz over a 60 MB run, this revision, ~25 MB/s): the
+Where the time goes (py-spy at 3 kHz over a 60 MB run, this revision, ~24 MB/s): the
 cost is Python work per packet, spread thin.  About 1.5 packets cross the link per
 data segment (delayed ACKs every second segment), and each step of the simulation
 delivers one of them.  Inclusive shares: the receive path (``Stack.receive``) 66 %, of
