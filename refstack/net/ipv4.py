@@ -26,8 +26,8 @@ import errno
 import hashlib
 import math
 import random
-import struct
 from collections.abc import Iterable
+from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING
 
 from ..counters import KERNEL_PATH_RX_FRAGMENTS
@@ -83,59 +83,35 @@ class IpIdGenerator:
         return value
 
 
+@dataclass(eq=False, slots=True, kw_only=True)
 class TxRoute:
     """A connection's cached route (Onload's cached headers, ``ci_ip_cached_hdrs``;
     Linux's ``sk_dst_cache``): the routing decision, the path MTU and the IP ID
     counter of one (source, destination, protocol), taken once and reused for every
     datagram until the routing table, an interface or the path MTU changes, or a
     learned path MTU expires (RFC 1191 §6.3).  :meth:`Ipv4Layer.route` makes and
-    checks them; :meth:`Ipv4Layer.send_routed` sends on one."""
+    checks them; :meth:`Ipv4Layer.send_routed` sends on one.
 
-    __slots__ = (
-        "csum_offload",
-        "dst",
-        "generation",
-        "id_bucket",
-        "iface",
-        "mtu",
-        "next_hop",
-        "protocol",
-        "src",
-        "tso",
-        "valid_until",
-    )
+    ``csum_offload`` and ``tso`` are the interface's transmit offloads
+    (:mod:`refstack.nic.offload`), never towards one of our own addresses (``local``):
+    that traffic loops back to our input and must be complete."""
 
-    def __init__(
-        self,
-        *,
-        generation: int,
-        valid_until: float,
-        iface: Interface,
-        next_hop: Ipv4Addr,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        protocol: int,
-        mtu: int,
-        id_bucket: int,
-        local: bool = False,
-    ) -> None:
-        self.generation = generation
-        self.valid_until = valid_until
-        self.iface = iface
-        self.next_hop = next_hop
-        self.src = src
-        self.dst = dst
-        self.protocol = protocol
-        self.mtu = mtu
-        self.id_bucket = id_bucket
-        # The interface's transmit offloads (refstack.nic.offload); never towards one of
-        # our own addresses, which loops back to our input and must be complete.
-        self.csum_offload = iface.tx_csum_offload and not local
-        self.tso = iface.tso and self.csum_offload
+    generation: int
+    valid_until: float
+    iface: Interface
+    next_hop: Ipv4Addr
+    src: Ipv4Addr
+    dst: Ipv4Addr
+    protocol: int
+    mtu: int
+    id_bucket: int
+    local: InitVar[bool] = False
+    csum_offload: bool = field(init=False)
+    tso: bool = field(init=False)
 
-
-_IP_HDR = struct.Struct("!BBHHHBBH4s4s")
-_M = 0xFFFF
+    def __post_init__(self, local: bool) -> None:
+        self.csum_offload = self.iface.tx_csum_offload and not local
+        self.tso = self.iface.tso and self.csum_offload
 
 
 class Ipv4Layer:
@@ -449,12 +425,9 @@ class Ipv4Layer:
         if ttl is None:
             ttl = 1 if is_multicast_ipv4(route.dst) else stack.profile.ip_default_ttl
         ident = self.ids.next_in(route.id_bucket)
-        header = _IP_HDR.pack(0x45, tos, total, ident, 0x4000, ttl, route.protocol, 0, route.src, route.dst)
-        value = _M - (int.from_bytes(header, "big") % _M or _M)
-        header = _IP_HDR.pack(
-            0x45, tos, total, ident, 0x4000, ttl, route.protocol, value, route.src, route.dst
+        datagram = build_ipv4(
+            route.src, route.dst, route.protocol, payload, ttl=ttl, tos=tos, ident=ident, dont_fragment=True
         )
-        datagram = header + payload
         if l4_csum_offset is not None and route.csum_offload:
             big = total > route.mtu
             datagram = TxOffloadFrame(

@@ -608,7 +608,7 @@ class TcpEndpoint:
         """The payload that fits the next segment: the effective MSS less the SACK
         blocks it will carry (Linux tcp_current_mss), so data never exceeds the MTU."""
         mss = self.eff_mss(mtu)
-        if self.sack_ok and (self.ooo.bytes_queued or self._dsack is not None):
+        if self.sack_ok:
             blocks = len(self.ooo.ranges()) + (1 if self._dsack is not None else 0)
             blocks = min(blocks, 3 if self.ts_ok else 4)
             if blocks:
@@ -755,12 +755,9 @@ class TcpEndpoint:
             if self.ts_ok and (not flags & RST or ts_on_rst):
                 raw_options = _TS_OPTION.pack(_NOP_NOP_TS_WORD, self._tsval(), self.ts_recent)
             if self.sack_ok and flags & ACK and not flags & RST:
-                if self.ooo.bytes_queued or self._dsack is not None:
-                    blocks = self._sack_blocks_to_send()
-                    if blocks:
-                        raw_options += Sack(tuple((a & MASK, b & MASK) for a, b in blocks)).encode_aligned()
-                else:  # nothing held, nothing duplicated: no blocks (sack_blocks gives none)
-                    self._sack_previous = []
+                blocks = self._sack_blocks_to_send()
+                if blocks:
+                    raw_options += Sack(tuple((a & MASK, b & MASK) for a, b in blocks)).encode_aligned()
         ect = False
         if not flags & RST and (self.ecn_ok or flags & SYN):
             ecn_flags, ect = self._ecn_marks(flags, seq, payload)
@@ -878,6 +875,9 @@ class TcpEndpoint:
             self._emit(RST | ACK, self.snd_nxt, ts_on_rst=True)
 
     def _sack_blocks_to_send(self) -> list[tuple[int, int]]:
+        if not self.ooo.bytes_queued and self._dsack is None:
+            self._sack_previous = []  # nothing held, nothing duplicated: sack_blocks gives none
+            return []
         max_blocks = 3 if self.ts_ok else 4
         blocks = sack_blocks(
             self.ooo.ranges(),
@@ -930,13 +930,14 @@ class TcpEndpoint:
         ):
             return  # nothing to send: Linux's cwnd restart and PMTU cookie wait for data too
         assert self.remote is not None
-        self._pmtu_cookie = mtu = self.layer.stack.ip.path_mtu(self.remote[0], now)
+        route = self._current_route(now)
+        mtu = route.mtu if route is not None else self.layer.stack.ip.path_mtu(self.remote[0], now)
+        self._pmtu_cookie = mtu
         mss = self._current_mss(mtu)
         profile = self.layer.stack.profile
         # TSO (refstack.nic.offload): new data goes in super-segments of whole MSS the
         # device cuts up, as Linux's tcp_write_xmit with tcp_tso_segs; retransmissions
         # stay one MSS.
-        route = self._current_route(now)
         tso_max = (TSO_MAX_DATAGRAM - 20 - 60) // mss * mss if route is not None and route.tso else mss
         while True:
             data_end = self._buf_seq + len(self.snd_buf)
@@ -1325,15 +1326,8 @@ class TcpEndpoint:
         self._output(now)
         # seventh: the text, in order
         if n:
-            if not self._ato:
-                self._ato = self.layer.stack.profile.tcp_ato_min
-            full = self._full_segments(n, gso_size)
-            self._rcv_rtt_measure(n, fields[9] if tsval >= 0 else None, now)
-            self.rcv_buf += data
-            self.rcv_nxt = rcv_nxt + n
-            self.layer.stack.counters["tcp_rx_bytes"] += n
-            self._sack_latest = None
-            self.activity += 1  # _wake
+            full = self._text_received(n, gso_size)
+            self._take_in_order(data, fields[9] if tsval >= 0 else None, now)
             self._acknowledge_data(full, False, now)
         return True
 
@@ -1788,7 +1782,7 @@ class TcpEndpoint:
             self.snd_wnd = snd_wnd = wnd if syn else wnd << self.snd_wscale
             self.snd_wl1, self.snd_wl2 = seq, ack
             self.max_snd_wnd = max(self.max_snd_wnd, snd_wnd)
-            if snd_wnd > 0 and (self._persist_timer.deadline is not None or self._persist_backoff):
+            if snd_wnd > 0:
                 self._persist_timer.cancel()
                 self._persist_backoff = 0
 
@@ -1997,21 +1991,14 @@ class TcpEndpoint:
         if not data:
             self._send_ack(now)
             return
-        if not self._ato:
-            self._ato = self.layer.stack.profile.tcp_ato_min  # the first data (tcp_event_data_recv)
-        full = self._full_segments(len(data), seg.gso_size)
+        full = self._text_received(len(data), seg.gso_size)
         if seq == self.rcv_nxt:
-            self._rcv_rtt_measure(len(data), seg.ts[1] if seg.ts is not None else None, now)
             filled_hole = bool(len(self.ooo))
-            self.rcv_buf += data
-            self.rcv_nxt += len(data)
+            self._take_in_order(data, seg.ts[1] if seg.ts is not None else None, now)
             ready = self.ooo.pop_ready(self.rcv_nxt)
             if ready:
                 self.rcv_buf += ready
                 self.rcv_nxt += len(ready)
-            counters["tcp_rx_bytes"] += len(data)
-            self._sack_latest = None
-            self._wake()
             if self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
                 # The gap before a held FIN is filled: take the FIN now and acknowledge
                 # both at once (Linux: tcp_ofo_queue, then ICSK_ACK_NOW).
@@ -2035,14 +2022,27 @@ class TcpEndpoint:
                 self._sack_latest = next((r for r in self.ooo.ranges() if r[0] <= stored[0] < r[1]), stored)
             self._send_ack(now)  # RFC 5681 §4.2: an immediate duplicate ACK
 
-    def _full_segments(self, size: int, gso_size: int) -> int:
-        """How many full-sized segments ``size`` octets of text make, for the ACK rule
-        of RFC 1122 §4.2.3.2, with Linux's estimate of the peer's MSS
-        (tcp_measure_rcv_mss): the largest segment seen, or the device's segment size
-        for a super-segment (GRO, :class:`~refstack.nic.offload.RxOffload`)."""
+    def _text_received(self, size: int, gso_size: int) -> int:
+        """``size`` octets of text arrived, in order or not (Linux tcp_event_data_recv):
+        the first starts the delayed-ACK engine; returns how many full-sized segments
+        they make, for the ACK rule of RFC 1122 §4.2.3.2, with Linux's estimate of the
+        peer's MSS (tcp_measure_rcv_mss): the largest segment seen, or the device's
+        segment size for a super-segment (GRO, :class:`~refstack.nic.offload.RxOffload`)."""
+        if not self._ato:
+            self._ato = self.layer.stack.profile.tcp_ato_min
         seen = gso_size or size
         self._rcv_mss = max(self._rcv_mss, seen)
         return size // self._rcv_mss
+
+    def _take_in_order(self, data: bytes, tsecr: int | None, now: float) -> None:
+        """Text at RCV.NXT goes into the receive buffer (§3.10.7.4 seventh), after the
+        receiver's RTT measure; ``tsecr``: the segment's TSecr, None without one."""
+        self._rcv_rtt_measure(len(data), tsecr, now)
+        self.rcv_buf += data
+        self.rcv_nxt += len(data)
+        self.layer.stack.counters["tcp_rx_bytes"] += len(data)
+        self._sack_latest = None
+        self._wake()
 
     def _rcv_rtt_measure(self, size: int, tsecr: int | None, now: float) -> None:
         """The receiver's RTT estimate, for receive-buffer autotuning, as Linux keeps it

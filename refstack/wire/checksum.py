@@ -55,6 +55,9 @@ def _fold(sums: tuple[PartialSum, ...]) -> int:
 def checksum(*parts: bytes | bytearray | memoryview | PartialSum) -> int:
     """RFC 1071 checksum over ``parts`` (buffers, each of even length except the
     last, or precomputed partial sums such as :func:`pseudo_header_sum`)."""
+    if len(parts) == 1 and not isinstance(parts[0], tuple):  # one buffer (an IPv4 header): one reduction
+        value, nonzero = partial_sum(parts[0])
+        return _M - (value or (_M if nonzero else 0))
     sums = tuple(p if isinstance(p, tuple) else partial_sum(p) for p in parts)
     return _M - _fold(sums)
 

@@ -357,7 +357,8 @@ def build_ipv4(
         | (0x2000 if more_fragments else 0)
         | (fragment_offset >> 3)
     )
-    header = bytearray(_HDR.pack(0x40 | (hlen >> 2), tos, total, ident, frag, ttl, protocol, 0, src, dst))
-    header += opts
-    header[10:12] = (checksum(header) if checksum_value is None else checksum_value).to_bytes(2, "big")
-    return bytes(header) + payload
+    vihl = 0x40 | (hlen >> 2)
+    if checksum_value is None:
+        checksum_value = checksum(_HDR.pack(vihl, tos, total, ident, frag, ttl, protocol, 0, src, dst) + opts)
+    header = _HDR.pack(vihl, tos, total, ident, frag, ttl, protocol, checksum_value, src, dst)
+    return b"".join((header, opts, payload))
