@@ -80,6 +80,40 @@ class Impairment:
 _IMPAIRMENT_COUNTERS = ("lost", "duplicated", "corrupted", "reordered")
 
 
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """What an impairment does to one frame.  ``corrupt_at``: where a bit is flipped, as
+    a fraction of the frame (or of the part a link chooses to corrupt); None: intact."""
+
+    lost: bool
+    duplicated: bool
+    corrupt_at: float | None
+    latency: float
+    reordered: bool
+
+
+def draw_fate(cfg: Impairment, rng: random.Random) -> Fate:
+    """One frame's fate under ``cfg``, from six uniform draws taken always and in the
+    same order (loss, duplicate, corrupt, bit, reorder, jitter), so that one frame's fate
+    never shifts the next one's and every link impaired with the same seed agrees."""
+    u_loss, u_dup, u_corrupt, u_bit, u_reorder, u_jitter = (
+        rng.random(),
+        rng.random(),
+        rng.random(),
+        rng.random(),
+        rng.random(),
+        rng.random(),
+    )
+    reordered = u_reorder < cfg.reorder
+    return Fate(
+        lost=u_loss < cfg.loss,
+        duplicated=u_dup < cfg.duplicate,
+        corrupt_at=u_bit if u_corrupt < cfg.corrupt else None,
+        latency=cfg.delay + u_jitter * cfg.jitter + (cfg.reorder_delay if reordered else 0.0),
+        reordered=reordered,
+    )
+
+
 class _Direction:
     """The state of one direction: its config, its random stream and its bottleneck."""
 
@@ -132,27 +166,16 @@ class ImpairedLink:
         if t is None:
             return
         d = self._directions[check_side(side)]
-        cfg = d.config
-        # Six draws per frame, always, so one frame's fate never shifts the next one's.
-        rng = d.rng
-        u_loss, u_dup, u_corrupt, u_bit, u_reorder, u_jitter = (
-            rng.random(),
-            rng.random(),
-            rng.random(),
-            rng.random(),
-            rng.random(),
-            rng.random(),
-        )
-        if u_loss < cfg.loss:
+        fate = draw_fate(d.config, d.rng)
+        if fate.lost:
             self._counters["lost"] += 1
             return
-        copy = frame if u_dup < cfg.duplicate else None
-        if u_corrupt < cfg.corrupt and frame:
-            frame = flip_bit(frame, int(u_bit * len(frame) * 8))
+        copy = frame if fate.duplicated else None
+        if fate.corrupt_at is not None and frame:
+            frame = flip_bit(frame, int(fate.corrupt_at * len(frame) * 8))
             self._counters["corrupted"] += 1
-        latency = cfg.delay + u_jitter * cfg.jitter
-        if u_reorder < cfg.reorder:
-            latency += cfg.reorder_delay
+        latency = fate.latency
+        if fate.reordered:
             self._counters["reordered"] += 1
         self.link.schedule(side, frame, d.bottleneck(t, len(frame)) + latency)
         if copy is not None:

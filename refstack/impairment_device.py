@@ -51,7 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from .impairment import Impairment, flip_bit
+from .impairment import Impairment, draw_fate, flip_bit
 from .tuntap import DeviceLink
 
 if TYPE_CHECKING:
@@ -241,27 +241,17 @@ class ImpairedDevice(DeviceLink):
 
     # --- the impairment ----------------------------------------------------------------------
     def _impair(self, s: _Stream, frame: bytes, now: float) -> None:
-        cfg, c = s.config, s.counters
+        c = s.counters
         c.frames += 1
-        rng = s.rng
-        # Six draws per frame, always (as ImpairedLink), so one frame's fate never shifts the next's.
-        u_loss, u_dup, u_corrupt, u_bit, u_reorder, u_jitter = (
-            rng.random(),
-            rng.random(),
-            rng.random(),
-            rng.random(),
-            rng.random(),
-            rng.random(),
-        )
-        if u_loss < cfg.loss:
+        fate = draw_fate(s.config, s.rng)  # the draws of ImpairedLink, in its order
+        if fate.lost:
             c.dropped += 1
             return
-        copy = frame if u_dup < cfg.duplicate else None
-        if u_corrupt < cfg.corrupt and frame:
-            frame = self._corrupt(frame, u_bit, c)
-        latency = cfg.delay + u_jitter * cfg.jitter
-        if u_reorder < cfg.reorder:
-            latency += cfg.reorder_delay
+        copy = frame if fate.duplicated else None
+        if fate.corrupt_at is not None and frame:
+            frame = self._corrupt(frame, fate.corrupt_at, c)
+        latency = fate.latency
+        if fate.reordered:
             c.reordered += 1
         self._hold(s, frame, now + latency)
         if copy is not None:
