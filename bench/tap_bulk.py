@@ -591,19 +591,7 @@ def profile_summary(profiles: list[cProfile.Profile], top: int) -> dict[str, Any
 
 def _unavailable() -> str:
     """Why this machine cannot run the bench ("" when it can): a namespace and a TAP device."""
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun"
-    try:
-        ns = netns.NetNamespace()
-    except OSError as exc:
-        return f"cannot create a network namespace (need root or CAP_SYS_ADMIN): {exc}"
-    try:
-        ns.run(lambda: TapLink.create("tap0").close(), "bench-probe")
-    except OSError as exc:
-        return f"cannot create a TAP device (need CAP_NET_ADMIN): {exc}"
-    finally:
-        ns.close()
-    return ""
+    return netns.device_unavailable(lambda: TapLink.create("tap0").close(), "a TAP device")
 
 
 # --- main ---------------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ __all__ = [
     "configure_interface",
     "current_netns_inode",
     "destroy_sockets",
+    "device_unavailable",
     "is_namespace_scoped",
     "set_link_up",
     "set_mtu",
@@ -252,6 +253,25 @@ class NetNamespace:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
+
+
+def device_unavailable(create: Callable[[], object], what: str) -> str:
+    """Why this machine cannot make a TUN/TAP device in a private namespace ("" when it
+    can): ``create`` runs on a thread inside a fresh namespace and opens (and closes) the
+    device; ``what`` names the device in the reason.  The namespace goes afterwards."""
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun"
+    try:
+        ns = NetNamespace()
+    except OSError as exc:
+        return f"cannot create a network namespace (need root or CAP_SYS_ADMIN): {exc}"
+    try:
+        ns.run(create, "device-probe")
+    except OSError as exc:
+        return f"cannot create {what} (need CAP_NET_ADMIN): {exc}"
+    finally:
+        ns.close()
+    return ""
 
 
 # --- configuration inside a namespace (call these on an in-namespace thread) ---------

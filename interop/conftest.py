@@ -81,20 +81,8 @@ _available: tuple[bool, str] | None = None
 
 
 def _probe() -> tuple[bool, str]:
-    if not os.path.exists("/dev/net/tun"):
-        return False, "no /dev/net/tun"
-    try:
-        ns = netns.NetNamespace()
-    except OSError as exc:
-        return False, f"cannot create a network namespace (need root or CAP_SYS_ADMIN): {exc}"
-    try:
-        fd = ns.run(lambda: TapLink.create("tap0").fd, "interop-probe")
-        os.close(fd)
-    except OSError as exc:
-        return False, f"cannot create a TAP device (need CAP_NET_ADMIN): {exc}"
-    finally:
-        ns.close()
-    return True, ""
+    why = netns.device_unavailable(lambda: TapLink.create("tap0").close(), "a TAP device")
+    return not why, why
 
 
 def available() -> tuple[bool, str]:

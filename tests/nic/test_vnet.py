@@ -302,19 +302,9 @@ TIMEOUT = 5.0
 
 
 def _unavailable() -> str:
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun"
-    try:
-        ns = netns.NetNamespace()
-    except OSError as exc:
-        return f"cannot create a network namespace (need root or CAP_SYS_ADMIN): {exc}"
-    try:
-        ns.run(lambda: TapLink.create("tap0", offload=True).close(), "vnet-probe")
-    except OSError as exc:
-        return f"cannot create a TAP device with IFF_VNET_HDR (need CAP_NET_ADMIN): {exc}"
-    finally:
-        ns.close()
-    return ""
+    return netns.device_unavailable(
+        lambda: TapLink.create("tap0", offload=True).close(), "a TAP device with IFF_VNET_HDR"
+    )
 
 
 @dataclass
