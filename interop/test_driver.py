@@ -18,22 +18,10 @@ from refstack.tuntap import DeviceLink, LoopError, RealTimeDriver, TapLink, TunL
 A_IP, B_IP = "198.51.100.1", "198.51.100.2"
 
 
-class PairLink(TapLink):
-    """A TAP-like link over one end of a SEQPACKET socket pair."""
-
-    def __init__(self, sock: socket.socket, name: str) -> None:
-        self._sock = sock
-        super().__init__(sock.fileno(), name)
-
-    def close(self) -> None:
-        self.fd = -1
-        self._sock.close()
-
-
 @pytest.fixture
 def pair() -> Iterator[tuple[RealTimeDriver, RealTimeDriver]]:
     sa, sb = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    links = [PairLink(sa, "eth0"), PairLink(sb, "eth0")]
+    links = [TapLink(sa.detach(), "eth0"), TapLink(sb.detach(), "eth0")]  # each owns its end
     drivers = []
     for i, (link, ip) in enumerate(zip(links, (A_IP, B_IP), strict=True)):
         stack = Stack(name=f"s{i}", seed=i)
@@ -129,12 +117,12 @@ def test_waiters_raise_when_the_driver_closes(pair: tuple[RealTimeDriver, RealTi
 
 def test_the_link_must_be_attached_first() -> None:
     sa, sb = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    link = TapLink(sa.detach(), "eth0")
     try:
-        link = PairLink(sa, "eth0")
         with pytest.raises(ValueError, match="attach"):
             RealTimeDriver(Stack(), link)
     finally:
-        sa.close()
+        link.close()
         sb.close()
 
 

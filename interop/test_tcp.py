@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
+from typing import Any
 
 import pytest
 
@@ -155,6 +156,22 @@ def test_rst_refstack_connects_to_closed_kernel_port(interop: Interop) -> None:
 CONNECTIONS = 200
 
 
+def _recv_exactly(sock: Any, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        data += sock.recv(n - len(data))
+    return data
+
+
+def _echo_numbers_reversed(servers: list[Any], clients: list[Any]) -> None:
+    """Each server end sends back the 4-byte number its client sent, reversed; client
+    ``i`` must get ``i`` reversed (every connection carries its own bytes)."""
+    for conn in servers:
+        conn.sendall(_recv_exactly(conn, 4)[::-1])
+    for i, c in enumerate(clients):
+        assert _recv_exactly(c, 4) == i.to_bytes(4, "big")[::-1]
+
+
 def test_concurrent_kernel_clients(interop: Interop) -> None:
     srv = interop.socket()
     srv.settimeout(TIMEOUT)
@@ -179,16 +196,7 @@ def test_concurrent_kernel_clients(interop: Interop) -> None:
         conns.append(conn)
     bg.join(TIMEOUT)
     # All 200 are open at once; now each echoes its number, reversed.
-    for conn in conns:
-        data = b""
-        while len(data) < 4:
-            data += conn.recv(4 - len(data))
-        conn.sendall(data[::-1])
-    for i, k in enumerate(clients):
-        data = b""
-        while len(data) < 4:
-            data += k.recv(4 - len(data))
-        assert data == i.to_bytes(4, "big")[::-1]
+    _echo_numbers_reversed(conns, clients)
     for conn in conns:
         conn.close()
 
@@ -216,15 +224,6 @@ def test_concurrent_refstack_clients(interop: Interop) -> None:
         c.sendall(i.to_bytes(4, "big"))
         clients.append(c)
     bg.join(TIMEOUT)
-    for conn in accepted:
-        data = b""
-        while len(data) < 4:
-            data += conn.recv(4 - len(data))
-        conn.sendall(data[::-1])
-    for i, c in enumerate(clients):
-        data = b""
-        while len(data) < 4:
-            data += c.recv(4 - len(data))
-        assert data == i.to_bytes(4, "big")[::-1]
+    _echo_numbers_reversed(accepted, clients)
     for c in clients:
         c.close()

@@ -31,27 +31,10 @@ from tests.net.peer import (
     SUBNET_BROADCAST,
     udp_ip,
 )
+from tests.reliability.invariants import DISPOSITIONS
 
 FRAMES = 2000
 
-# Where each received frame can end: exactly one of these moves per frame.
-DISPOSITIONS = frozenset(
-    {
-        "eth_rx_malformed",
-        "eth_rx_not_for_us",
-        "eth_rx_unknown_ethertype",
-        "arp_rx_malformed",
-        "arp_rx_unsupported",
-        "arp_rx",
-        "ip_rx_malformed",
-        "ip_rx_bad_checksum",
-        "ip_rx_martian_source",
-        "ip_rx_martian_destination",
-        "ip_rx_not_for_us",
-        "kernel_path_rx_fragments",
-        "ip_rx_delivered",
-    }
-)
 
 ADDRESSES = [
     LOCAL,

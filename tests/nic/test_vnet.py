@@ -227,11 +227,7 @@ def test_for_tx_tso_super_segment() -> None:
 def _pipe_link(offload: bool) -> tuple[DeviceLink, int]:
     """A TapLink over one end of a SOCK_SEQPACKET pair (datagram boundaries like a TAP's)."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    link = TapLink(os.dup(a.fileno()), "tap9", offload=offload)
-    a.close()
-    peer = os.dup(b.fileno())
-    b.close()
-    return link, peer
+    return TapLink(a.detach(), "tap9", offload=offload), b.detach()
 
 
 def test_read_frames_strips_parses_counts_and_drops_bad_headers() -> None:

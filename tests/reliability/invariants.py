@@ -47,7 +47,7 @@ MAX_SCALED_WINDOW = 0xFFFF << 14  # RFC 7323 §2.3
 HALF = 1 << 31
 
 # Where a frame handed to Stack.receive can end: exactly one of these moves per frame
-# (the disposition counters of tests/net/test_robustness.py, plus the RX ring's drop).
+# (tests/net/test_robustness.py and the RX fuzz; the RX ring's drop is counted apart).
 DISPOSITIONS = frozenset(
     {
         "eth_rx_malformed",

@@ -28,21 +28,11 @@ from refstack.tuntap import TapLink
 A_IP, B_IP = "198.51.100.1", "198.51.100.2"
 
 
-class PairLink(TapLink):
-    def __init__(self, sock: socket.socket, name: str) -> None:
-        self._sock = sock
-        super().__init__(sock.fileno(), name)
-
-    def close(self) -> None:
-        self.fd = -1
-        self._sock.close()
-
-
 @pytest.fixture
 def pair() -> Iterator[tuple[ModuleType, ModuleType]]:
     """Shim ``socket`` modules for two stacks (A and B) joined by a wire."""
     sa, sb = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    links = [PairLink(sa, "eth0"), PairLink(sb, "eth0")]
+    links = [TapLink(sa.detach(), "eth0"), TapLink(sb.detach(), "eth0")]  # each owns its end
     drivers: list[ShimDriver] = []
     for i, (link, ip) in enumerate(zip(links, (A_IP, B_IP), strict=True)):
         stack = Stack(name=f"s{i}", seed=i)
